@@ -1,0 +1,107 @@
+"""Shared types and construction-time argument checks.
+
+Every hyperparameter may be a Python number, a NumPy/JAX array or a tracer. The checks below run on the
+values that are concrete and silently skip tracers, so a factory can validate eagerly and still be called
+inside ``jax.jit``/``jax.vmap``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Schedule = optax.Schedule
+ScalarOrSchedule = optax.ScalarOrSchedule
+Numeric = Any  # float | int | np.ndarray | jax.Array | tracer
+
+
+def concrete(value: Numeric) -> np.ndarray | None:
+  """``value`` as a NumPy array, or ``None`` when it is a tracer (its value is unknown until run time)."""
+  try:
+    return np.asarray(value)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    return None
+
+
+def _fail(call: str, name: str, value: Numeric, requirement: str) -> None:
+  raise ValueError(f"`{call}({name}=...)` {requirement}, got {name}={value!r}")
+
+
+def check_finite(call: str, name: str, value: Numeric) -> None:
+  v = concrete(value)
+  if v is not None and not np.all(np.isfinite(v)):
+    _fail(call, name, value, "must be finite")
+
+
+def check_positive(call: str, name: str, value: Numeric) -> None:
+  check_finite(call, name, value)
+  v = concrete(value)
+  if v is not None and not np.all(v > 0):
+    _fail(call, name, value, "must be positive")
+
+
+def check_nonnegative(call: str, name: str, value: Numeric) -> None:
+  check_finite(call, name, value)
+  v = concrete(value)
+  if v is not None and not np.all(v >= 0):
+    _fail(call, name, value, "must be non-negative")
+
+
+def check_interval(call: str, name: str, value: Numeric, low: float, high: float,
+                   low_closed: bool = True, high_closed: bool = False) -> None:
+  """Checks ``low <= value < high`` (brackets chosen by ``low_closed``/``high_closed``)."""
+  v = concrete(value)
+  if v is None:
+    return
+  above = v >= low if low_closed else v > low
+  below = v <= high if high_closed else v < high
+  if not (np.all(np.isfinite(v)) and np.all(above) and np.all(below)):
+    interval = f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
+    _fail(call, name, value, f"must lie in {interval}")
+
+
+def check_le(call: str, low_name: str, low: Numeric, high_name: str, high: Numeric) -> None:
+  """Checks ``low <= high`` for two arguments of the same call."""
+  lo, hi = concrete(low), concrete(high)
+  if lo is not None and hi is not None and not np.all(lo <= hi):
+    raise ValueError(f"`{call}({low_name}=..., {high_name}=...)` needs {low_name} <= {high_name}, "
+                     f"got {low_name}={low!r}, {high_name}={high!r}")
+
+
+def check_one_of(call: str, name: str, value: str, options: Sequence[str]) -> None:
+  if value not in options:
+    choices = ", ".join(repr(o) for o in options)
+    _fail(call, name, value, f"must be one of {choices}")
+
+
+def check_callable(call: str, name: str, value: Any) -> None:
+  if not callable(value):
+    _fail(call, name, value, "must be callable")
+
+
+def check_increasing(call: str, name: str, values: Numeric, strict: bool = True) -> None:
+  """Checks a 1-D sequence is non-negative and (strictly) increasing."""
+  v = concrete(values)
+  if v is None:
+    return
+  if v.ndim != 1:
+    _fail(call, name, values, "must be a 1-D sequence")
+  check_nonnegative(call, name, values)
+  steps = np.diff(v)
+  if not np.all(steps > 0 if strict else steps >= 0):
+    _fail(call, name, values, f"must be {'strictly ' if strict else ''}increasing")
+
+
+def float_dtype(*values: Numeric) -> jnp.dtype:
+  """The float dtype of a computation on ``values``: float32 by default, float64 under x64, or the
+  dtype of the float arrays among ``values`` (a float16 input gives float16 output)."""
+  return jnp.result_type(float, *(v for v in values if not callable(v)))
+
+
+def resolve(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
+  """The value of a scalar-or-schedule hyperparameter at step ``count``."""
+  return value(count) if callable(value) else value

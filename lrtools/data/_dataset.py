@@ -1,0 +1,104 @@
+"""The `Dataset` container and the helpers every loader shares (argument checks, split, standardization).
+
+Everything here is host-side NumPy: datasets are small, loaded once, and handed to jitted code as arrays.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Dataset(NamedTuple):
+  """An in-memory classification dataset with a train and a validation split.
+
+  The layout of ``x`` is chosen by the loader's ``flat`` argument: ``(N, H*W*C)`` for an MLP or
+  ``(N, H, W, C)`` (NHWC, as flax's ``nn.Conv`` expects) for a CNN. ``image_shape`` always records
+  ``(H, W, C)``, so either layout converts to the other with ``x.reshape(-1, *image_shape)`` or
+  ``x.reshape(len(x), -1)``.
+
+  Attributes:
+    x_train: float32 inputs of the training split.
+    y_train: int32 labels in ``[0, num_classes)`` of the training split.
+    x_valid: float32 inputs of the validation split (same layout as ``x_train``).
+    y_valid: int32 labels of the validation split.
+    num_classes: number of classes.
+    name: short name of the dataset, e.g. ``"digits"``.
+    image_shape: ``(H, W, C)`` of one image.
+  """
+  x_train: np.ndarray
+  y_train: np.ndarray
+  x_valid: np.ndarray
+  y_valid: np.ndarray
+  num_classes: int
+  name: str
+  image_shape: tuple[int, int, int]
+
+
+def check_fraction(call: str, name: str, value) -> None:
+  """Checks a real number in the open interval (0, 1)."""
+  ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < value < 1.0
+  if not ok:
+    raise ValueError(f"`{call}({name}=...)` must lie in (0, 1), got {name}={value!r}")
+
+
+def check_bool(call: str, name: str, value) -> None:
+  # `flat=0` or `flat="no"` would otherwise be silently truthy/falsy.
+  if not isinstance(value, (bool, np.bool_)):
+    raise ValueError(f"`{call}({name}=...)` must be True or False, got {name}={value!r}")
+
+
+def check_int(call: str, name: str, value, minimum: int) -> None:
+  ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum
+  if not ok:
+    requirement = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+    raise ValueError(f"`{call}({name}=...)` must be {requirement}, got {name}={value!r}")
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Sorted (train, valid) indices holding ``round(fraction * n_c)`` examples of each class in valid.
+
+  The split is drawn per class with ``np.random.default_rng(seed)``, so it depends only on the labels and
+  the seed (not on scikit-learn's version). Each class with at least two examples keeps at least one
+  example on each side.
+  """
+  rng = np.random.default_rng(seed)
+  valid = []
+  for c in np.unique(y):
+    members = rng.permutation(np.flatnonzero(y == c))
+    k = int(np.floor(fraction * len(members) + 0.5))  # round half up, not to even
+    if len(members) >= 2:
+      k = min(max(k, 1), len(members) - 1)
+    valid.append(members[:k])
+  valid_idx = np.sort(np.concatenate(valid))
+  train_idx = np.setdiff1d(np.arange(len(y)), valid_idx)
+  return train_idx, valid_idx
+
+
+def standardize(x_train: np.ndarray, x_valid: np.ndarray, per_feature: bool
+                ) -> tuple[np.ndarray, np.ndarray]:
+  """Standardizes both splits with the TRAIN split's statistics (the validation set must not leak in).
+
+  ``per_feature`` uses one mean/std per column of the flattened inputs, otherwise one scalar pair. A zero
+  std (a pixel that is constant in train) is replaced by 1, so that feature becomes ``x - mean``.
+  """
+  n = len(x_train)
+  flat = x_train.reshape(n, -1).astype(np.float64)
+  axis = 0 if per_feature else None
+  mean = flat.mean(axis=axis)
+  std = flat.std(axis=axis)
+  std = np.where(std > 0, std, 1.0)
+
+  def apply(x):
+    z = (x.reshape(len(x), -1).astype(np.float64) - mean) / std
+    return z.reshape(x.shape).astype(np.float32)
+
+  return apply(x_train), apply(x_valid)
+
+
+def layout(x: np.ndarray, image_shape: tuple[int, int, int], flat: bool) -> np.ndarray:
+  """``x`` as float32 ``(N, H*W*C)`` when ``flat`` else ``(N, H, W, C)``."""
+  shape = (len(x), -1) if flat else (len(x), *image_shape)
+  return np.ascontiguousarray(x.reshape(shape), dtype=np.float32)

@@ -1,0 +1,76 @@
+"""scikit-learn's bundled 8x8 handwritten digits: the default dataset of the LR range test CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lrtools.data._dataset import Dataset, check_bool, check_fraction, check_int, layout
+from lrtools.data._dataset import standardize as _standardize
+from lrtools.data._dataset import stratified_split
+
+_CALL = "load_digits"
+_IMAGE_SHAPE = (8, 8, 1)
+
+
+def load_digits(validation_fraction: float = 0.2, seed: int = 0, flat: bool = True,
+                standardize: bool = True) -> Dataset:
+  """The 1797 8x8 handwritten digits bundled with scikit-learn (no download), split into train/validation.
+
+  The split is stratified (each class keeps ``round(validation_fraction * n_class)`` validation examples)
+  and deterministic: it is drawn from ``np.random.default_rng(seed)`` per class, so it does not change with
+  the scikit-learn version. Both splits keep the original order of the examples.
+
+  Pixels (integers in ``[0, 16]``) are standardized with the TRAIN split's per-pixel mean and std; pixels
+  that are constant in train (a zero std) are only centred. With ``standardize=False`` they are scaled to
+  ``[0, 1]`` instead.
+
+  Args:
+    validation_fraction: fraction of each class held out for validation, in (0, 1).
+    seed: non-negative integer seed of the split.
+    flat: ``x`` of shape ``(N, 64)`` when True (an MLP), ``(N, 8, 8, 1)`` when False (a CNN).
+    standardize: standardize with train statistics (True) or divide by 16 (False).
+
+  Returns:
+    A :class:`Dataset` with ``num_classes=10``, ``name="digits"``, ``image_shape=(8, 8, 1)``.
+
+  Raises:
+    ImportError: scikit-learn, an optional dependency, is not installed.
+
+  >>> ds = load_digits()
+  >>> ds.x_train.shape, ds.x_valid.shape, ds.num_classes
+  ((1438, 64), (359, 64), 10)
+  >>> load_digits(flat=False).x_train.shape
+  (1438, 8, 8, 1)
+
+  References:
+    Alpaydin & Kaynak 1998, "Cascading Classifiers", Kybernetika 34(4); the UCI "Optical Recognition of
+    Handwritten Digits" data set (https://archive.ics.uci.edu/dataset/80).
+  """
+  check_fraction(_CALL, "validation_fraction", validation_fraction)
+  check_int(_CALL, "seed", seed, minimum=0)
+  check_bool(_CALL, "flat", flat)
+  check_bool(_CALL, "standardize", standardize)
+  try:
+    from sklearn import datasets  # optional: only this loader needs it
+  except ImportError as e:
+    raise ImportError('`load_digits()` needs scikit-learn; install it with `pip install "lrtools[data]"`'
+                      ) from e
+
+  bunch = datasets.load_digits()
+  x = np.asarray(bunch.data, dtype=np.float64)  # (1797, 64), integers 0..16
+  y = np.asarray(bunch.target, dtype=np.int32)
+  train, valid = stratified_split(y, validation_fraction, seed)
+  x_train, x_valid = x[train], x[valid]
+  if standardize:
+    x_train, x_valid = _standardize(x_train, x_valid, per_feature=True)
+  else:
+    x_train, x_valid = x_train / 16.0, x_valid / 16.0
+  return Dataset(
+      x_train=layout(x_train, _IMAGE_SHAPE, flat),
+      y_train=y[train],
+      x_valid=layout(x_valid, _IMAGE_SHAPE, flat),
+      y_valid=y[valid],
+      num_classes=10,
+      name="digits",
+      image_shape=_IMAGE_SHAPE,
+  )
