@@ -1,5 +1,6 @@
 """lrtools: the learning-rate toolbox for JAX/Optax — find, schedule, apply, watch and search learning rates."""
 
+from lrtools import plotting as plotting
 from lrtools import schedules as schedules
 from lrtools.schedules import constant_schedule as constant_schedule
 from lrtools.schedules import cosine_decay_schedule as cosine_decay_schedule
@@ -18,4 +19,4 @@ from lrtools.schedules import warmup_schedule as warmup_schedule
 
 __version__ = "0.1.0"
 
-__all__ = ["schedules", *schedules.__all__]
+__all__ = ["plotting", "schedules", *schedules.__all__]

@@ -9,3 +9,129 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Schedules. Each takes an iterable of integer steps and returns a float64 array, one value per step.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def constant(ts, value):
+  return np.array([float(value) for _ in ts])
+
+
+def step_decay(ts, init_value, step_size, factor, min_value):
+  """CS231n "reduce the learning rate by a factor every few epochs"; D2L FactorScheduler with a floor."""
+  return np.array([max(init_value * factor ** (t // step_size), min_value) for t in ts])
+
+
+def multistep(ts, init_value, milestones, factor):
+  """D2L MultiFactorScheduler: multiply by ``factor`` at each milestone reached."""
+  return np.array([init_value * factor ** sum(1 for m in milestones if t >= m) for t in ts])
+
+
+def exponential_decay(ts, init_value, rate):
+  """CS231n: a = a0 e^{-kt}."""
+  return np.array([init_value * math.exp(-rate * t) for t in ts])
+
+
+def inverse_time_decay(ts, init_value, rate):
+  """CS231n: a = a0 / (1 + kt)."""
+  return np.array([init_value / (1 + rate * t) for t in ts])
+
+
+def polynomial_decay(ts, init_value, end_value, decay_steps, power):
+  return np.array([(init_value - end_value) * (1 - min(t, decay_steps) / decay_steps) ** power + end_value
+                   for t in ts])
+
+
+def cosine_decay(ts, init_value, decay_steps, end_value):
+  """D2L CosineScheduler (without warmup)."""
+  return np.array([end_value + (init_value - end_value) / 2 * (1 + math.cos(math.pi * min(t, decay_steps) / decay_steps))
+                   for t in ts])
+
+
+def clr_smith(ts, base, max_value, step_size):
+  """Smith 2017, section 3.1, the symmetric triangular policy exactly as printed in the paper."""
+  out = []
+  for t in ts:
+    cycle = math.floor(1 + t / (2 * step_size))
+    x = abs(t / step_size - 2 * cycle + 1)
+    out.append(base + (max_value - base) * max(0.0, 1 - x))
+  return np.array(out)
+
+
+def cyclic_lr(ts, base, max_value, step_size_up, step_size_down, mode, gamma, momentum=False):
+  """The widely used CyclicLR rule, transcribed: asymmetric cycles and the three scale functions."""
+  total = step_size_up + step_size_down
+  ratio = step_size_up / total
+  out = []
+  for t in ts:
+    cycle = math.floor(1 + t / total)
+    x = 1.0 + t / total - cycle
+    scale = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+    if mode == "triangular2":
+      amplitude = 0.5 ** (cycle - 1)
+    elif mode == "exp_range":
+      amplitude = gamma ** t
+    else:
+      amplitude = 1.0
+    height = (max_value - base) * scale * amplitude
+    out.append(max_value - height if momentum else base + height)
+  return np.array(out)
+
+
+def one_cycle(ts, total_steps, start_value, peak_value, final_value, pct_start, anneal, three_phase,
+              second_start=None):
+  """The widely used OneCycleLR rule, transcribed: phases end at real (unrounded) steps.
+
+  Values go start → peak → (second_start →) final, as the LR does (initial → max → initial → min); for
+  momentum pass start=max_m, peak=base_m, second_start=max_m, final=max_m.
+  """
+  if three_phase:
+    phases = [(pct_start * total_steps - 1, start_value, peak_value),
+              (2 * pct_start * total_steps - 2, peak_value, start_value if second_start is None else second_start),
+              (total_steps - 1, start_value if second_start is None else second_start, final_value)]
+  else:
+    phases = [(pct_start * total_steps - 1, start_value, peak_value), (total_steps - 1, peak_value, final_value)]
+
+  def anneal_fn(a, b, pct):
+    if anneal == "cos":
+      return b + (a - b) / 2.0 * (math.cos(math.pi * pct) + 1)
+    return (b - a) * pct + a
+
+  out = []
+  for t in ts:
+    start_step = 0.0
+    for i, (end_step, a, b) in enumerate(phases):
+      if t <= end_step or i == len(phases) - 1:
+        pct = min((t - start_step) / (end_step - start_step), 1.0)  # lrtools holds the end value after T-1
+        out.append(anneal_fn(a, b, pct))
+        break
+      start_step = end_step
+  return np.array(out)
+
+
+def sgdr(ts, max_value, cycle_steps, cycle_mult, min_value, max_decay, min_decay):
+  """Loshchilov & Hutter 2017, eq. 5, stepping through the cycles one at a time (T_i = T_0 m^i)."""
+  ts = np.asarray(list(ts), np.int64)
+  out = np.empty(ts.shape, np.float64)
+  last = int(ts.max()) if ts.size else 0
+  i, start, length = 0, 0.0, float(cycle_steps)
+  while start <= last:
+    end = start + length
+    mask = (ts >= start) & (ts < end)
+    t_cur = ts[mask] - start
+    high, low = max_value * max_decay ** i, min_value * min_decay ** i
+    out[mask] = low + 0.5 * (high - low) * (1 + np.cos(np.pi * t_cur / length))
+    i, start, length = i + 1, end, length * cycle_mult
+  return out
+
+
+def warmup(ts, schedule_values, warmup_steps, init_value):
+  """Linear warmup to s(0), then s(t - W); ``schedule_values(steps)`` is a reference schedule."""
+  ts = list(ts)
+  peak = schedule_values([0])[0]
+  after = schedule_values([max(t - warmup_steps, 0) for t in ts])
+  return np.array([init_value + (peak - init_value) * t / warmup_steps if t < warmup_steps else a
+                   for t, a in zip(ts, after)])

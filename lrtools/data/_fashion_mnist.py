@@ -55,7 +55,8 @@ def _from_npz(path: str) -> dict[str, np.ndarray]:
     raise ValueError(f"`{_CALL}(path=...)` must be a directory of IDX files or a readable .npz "
                      f"({e}), got path={path!r}") from e
   if not isinstance(npz, np.lib.npyio.NpzFile):  # a single .npy array
-    raise ValueError(f"`{_CALL}(path=...)` must be an .npz archive, not a single .npy array, got path={path!r}")
+    raise ValueError(f"`{_CALL}(path=...)` must be an .npz archive, not a single .npy array, "
+                     f"got path={path!r}")
   with npz:
     missing = [k for k in _NPZ_KEYS if k not in npz.files]
     if missing:

@@ -58,7 +58,8 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
   path = os.fspath(path)
   raw = _read_bytes(path)
   if len(raw) < 4:
-    raise ValueError(f"`read_idx(path=...)` is too short for an IDX header ({len(raw)} bytes), got path={path!r}")
+    raise ValueError(f"`read_idx(path=...)` is too short for an IDX header ({len(raw)} bytes), "
+                     f"got path={path!r}")
   zero, code, dims = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
   if zero != 0 or code not in _DTYPES or dims == 0:
     got = int.from_bytes(raw[:4], "big")

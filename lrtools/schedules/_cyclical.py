@@ -167,7 +167,7 @@ def _anneal_phases(count, ends, values, anneal: str, dtype) -> jnp.ndarray:
   begin, finish = values[phase], values[phase + 1]
   if anneal == "cos":
     return finish + (begin - finish) / 2 * (jnp.cos(jnp.pi * pct) + 1)
-  return begin + (finish - begin) * pct
+  return (1 - pct) * begin + pct * finish  # exact at both ends, unlike begin + (finish − begin)·pct
 
 
 def one_cycle_schedule(total_steps: Numeric, max_value: Numeric, pct_start: Numeric = 0.3,

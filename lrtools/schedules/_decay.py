@@ -216,7 +216,7 @@ def polynomial_decay_schedule(init_value: Numeric, end_value: Numeric, decay_ste
 
   def schedule(count):
     total = jnp.asarray(decay_steps, dtype)
-    remaining = 1 - jnp.minimum(steps(count, dtype), total) / total
+    remaining = (total - jnp.minimum(steps(count, dtype), total)) / total  # exactly 0 from step T on
     return (init_value - jnp.asarray(end_value, dtype)) * remaining ** jnp.asarray(power, dtype) + end_value
 
   return schedule
