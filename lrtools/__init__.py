@@ -1,7 +1,11 @@
 """lrtools: the learning-rate toolbox for JAX/Optax — find, schedule, apply, watch and search learning rates."""
 
+from lrtools import data as data
+from lrtools import finder as finder
 from lrtools import plotting as plotting
 from lrtools import schedules as schedules
+from lrtools.finder import RangeTestResult as RangeTestResult
+from lrtools.finder import lr_range_test as lr_range_test
 from lrtools.schedules import constant_schedule as constant_schedule
 from lrtools.schedules import cosine_decay_schedule as cosine_decay_schedule
 from lrtools.schedules import cyclical_momentum_schedule as cyclical_momentum_schedule
@@ -19,4 +23,4 @@ from lrtools.schedules import warmup_schedule as warmup_schedule
 
 __version__ = "0.1.0"
 
-__all__ = ["plotting", "schedules", *schedules.__all__]
+__all__ = ["data", "finder", "plotting", "schedules", "lr_range_test", "RangeTestResult", *schedules.__all__]

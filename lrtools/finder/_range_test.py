@@ -1,0 +1,285 @@
+"""The learning-rate range test as one compiled loop: sweep, smooth, stop at divergence, suggest."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lrtools._typing import check_callable, check_interval, check_one_of, check_positive
+from lrtools.finder._result import RangeTestResult
+
+SWEEP_MODES = ("exponential", "linear")
+Batches = Any  # pytree of arrays with a leading step axis | (key, step) -> batch | iterable of batches
+
+
+class SweepState(NamedTuple):
+  """The loop's carry. Buffers are preallocated; entries past ``step`` stay NaN."""
+  step: jax.Array  # int32, the next step to run
+  params: Any
+  opt_state: Any
+  smoothed: jax.Array  # running smoothed loss (the EMA itself when debiased)
+  best: jax.Array  # best smoothed loss so far
+  diverged: jax.Array  # bool
+  losses: jax.Array  # (num_steps,)
+  smoothed_losses: jax.Array  # (num_steps,)
+
+
+def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exponential") -> np.ndarray:
+  r"""The learning rates of a range test, computed in float64.
+
+  .. math:: \eta_i = \eta_s (\eta_e/\eta_s)^{i/(n-1)} \ \text{(exponential)}, \qquad
+            \eta_i = \eta_s + (\eta_e - \eta_s)\, i/(n-1) \ \text{(linear)}
+
+  so step 0 runs at ``start_lr`` and the last step at exactly ``end_lr``.
+
+  Example:
+    >>> from lrtools.finder import sweep_lrs
+    >>> [float(v) for v in sweep_lrs(1e-3, 1.0, 4)]
+    [0.001, 0.01, 0.1, 1.0]
+
+  References:
+    Smith 2017, §3.3 (linear sweep); fastai / torch-lr-finder (exponential sweep).
+  """
+  fraction = np.arange(num_steps, dtype=np.float64) / (num_steps - 1)
+  if mode == "exponential":
+    lrs = start_lr * (end_lr / start_lr) ** fraction
+  else:
+    lrs = start_lr + (end_lr - start_lr) * fraction
+  lrs[-1] = end_lr  # exact, whatever the rounding of the power
+  return lrs
+
+
+def _make_step(loss_fn, optimizer, lrs, smoothing, debias, diverge_threshold, has_aux, validation):
+  """One range-test step on ``state`` with ``batch``; records the loss and decides whether to stop."""
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
+  val_fn, val_batch = validation if validation is not None else (None, None)
+
+  def step(state: SweepState, batch) -> SweepState:
+    i = state.step
+    tx = optimizer(lrs[i])
+    loss, grads = grad_fn(state.params, batch)
+    loss = loss[0] if has_aux else loss
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if val_fn is not None:  # fastai / torch-lr-finder "val_loader": the loss after the step, on held-out data
+      loss = val_fn(params, val_batch)
+    loss = jnp.asarray(loss, state.losses.dtype)
+    w = jnp.where(smoothing == 0, 1.0, smoothing).astype(loss.dtype)  # weight of the newest loss
+    if debias:  # fastai: an EMA from zero, divided by 1 − (1 − w)^(i+1)
+      ema = (1 - w) * jnp.where(i == 0, 0.0, state.smoothed) + w * loss
+      smooth = ema / (1 - (1 - w) ** (i + 1).astype(loss.dtype))
+    else:  # torch-lr-finder: starts at the first loss
+      ema = jnp.where(i == 0, loss, w * loss + (1 - w) * state.smoothed)
+      smooth = ema
+    best = jnp.where(i == 0, smooth, jnp.minimum(state.best, smooth))
+    diverged = ~jnp.isfinite(loss) | (smooth > diverge_threshold * best)
+    return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
+                      state.smoothed_losses.at[i].set(smooth))
+
+  return step
+
+
+def _run_loop(step_fn, state: SweepState, get_batch, stop) -> SweepState:
+  """``lax.while_loop``: the steps after divergence are not computed."""
+  def cond(s):
+    return (s.step < stop) & ~s.diverged
+
+  return jax.lax.while_loop(cond, lambda s: step_fn(s, get_batch(s.step)), state)
+
+
+def _init_state(params, optimizer, lrs, dtype) -> SweepState:
+  n = lrs.shape[0]
+  nan = jnp.full((n,), jnp.nan, dtype)
+  zero = jnp.zeros((), dtype)
+  opt_state = optimizer(lrs[0]).init(params)
+  return SweepState(jnp.zeros((), jnp.int32), params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan)
+
+
+def _leading_size(batches) -> int:
+  sizes = {np.shape(x)[0] if np.ndim(x) else 0 for x in jax.tree_util.tree_leaves(batches)}
+  if len(sizes) != 1 or 0 in sizes:
+    raise ValueError("`lr_range_test(batches=...)` arrays need one common leading (step) axis, got leading "
+                     f"sizes {sorted(sizes)}")
+  return sizes.pop()
+
+
+def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], optax.GradientTransformation],
+                  batches: Batches, *, start_lr: float = 1e-7, end_lr: float = 10.0, num_steps: int = 100,
+                  mode: str = "exponential", smoothing: float = 0.05, debias: bool = False,
+                  diverge_threshold: float = 5.0, has_aux: bool = False, num_repeats: int = 1,
+                  key: jax.Array | None = None, init_fn: Callable[[jax.Array], Any] | None = None,
+                  validation_batch: Any = None, validation_loss_fn: Callable | None = None,
+                  chunk_size: int = 25, progress: Callable[[int, int], None] | None = None) -> RangeTestResult:
+  r"""The learning-rate range test (Smith 2017): train while the LR grows from ``start_lr`` to ``end_lr``.
+
+  Step :math:`i` trains one batch at :math:`\eta_i` (see :func:`sweep_lrs`) and records the loss
+  :math:`L_i` and its smoothed value (torch-lr-finder's form; ``debias=True`` gives fastai's):
+
+  .. math:: \bar L_0 = L_0,\quad \bar L_i = w L_i + (1 - w) \bar L_{i-1}
+            \qquad\text{or}\qquad a_i = (1-w) a_{i-1} + w L_i,\ \bar L_i = a_i / (1 - (1-w)^{i+1})
+
+  with :math:`w` = ``smoothing`` (0 disables smoothing). The sweep stops after step :math:`i` when
+  :math:`L_i` is not finite or :math:`\bar L_i > \text{diverge\_threshold} \cdot \min_{j \le i} \bar L_j`;
+  the remaining steps are not computed (``lax.while_loop`` over preallocated buffers, left NaN).
+
+  The whole sweep is one compiled call when ``batches`` are arrays or a function; a Python iterable is fed
+  from the host in chunks of ``chunk_size`` steps through one compiled chunk loop. ``params`` are never
+  modified or donated.
+
+  Args:
+    loss_fn: ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``).
+    params: any pytree of arrays (the starting point of every repeat unless ``init_fn`` is given).
+    optimizer: a factory ``learning_rate -> GradientTransformation`` called with a traced scalar, e.g.
+      ``lambda lr: optax.sgd(lr, momentum=0.9)`` or ``lrtools.adam``. Its state must not depend on the value.
+    batches: a pytree of arrays with a leading step axis (cycled if shorter than ``num_steps``), a function
+      ``(key, step) -> batch`` generating data on the device, or a Python iterable of batches (a ``list``
+      counts as one: a list of batches, not stacked arrays; a re-iterable is cycled).
+    start_lr: first learning rate, positive.
+    end_lr: last learning rate, ``> start_lr``.
+    num_steps: number of steps, ``>= 2``.
+    mode: ``"exponential"`` (log-spaced, the default of fastai and torch-lr-finder) or ``"linear"`` (Smith).
+    smoothing: weight :math:`w \in [0, 1)` of the newest loss in the moving average.
+    debias: fastai's debiased average instead of torch-lr-finder's.
+    diverge_threshold: stop when the smoothed loss exceeds this multiple of the best, ``> 1``.
+    has_aux: ``loss_fn`` returns ``(loss, aux)``.
+    num_repeats: ``k >= 1`` sweeps in one vmapped call, each with its own key: array batches are visited
+      in a per-repeat random order, function batches get the repeat's key, and ``init_fn`` (if given)
+      draws the repeat's parameters.
+    key: the PRNG key of the repeats and of function batches (default ``jax.random.key(0)``).
+    init_fn: ``key -> params`` for per-repeat initialisation.
+    validation_batch: when given, the recorded loss is the validation loss on this fixed batch after each
+      step (torch-lr-finder's ``val_loader`` mode) instead of the training batch's loss.
+    validation_loss_fn: ``(params, batch) -> loss`` for the validation batch (default ``loss_fn``).
+    chunk_size: steps per host round trip for an iterable of batches.
+    progress: optional ``callback(steps_done, num_steps)``, called after each chunk of an iterable.
+
+  Returns:
+    A :class:`RangeTestResult` with ``lrs``, ``losses``, ``smoothed_losses``, ``num_steps_run``,
+    ``diverged`` (one row per repeat when ``num_repeats > 1``), ``suggest(method)`` and ``plot()``.
+
+  Example:
+    >>> import jax.numpy as jnp, optax, lrtools as lrt
+    >>> xs = jnp.linspace(-1, 1, 32).reshape(4, 8)  # 4 batches of 8 points of y = 3x
+    >>> loss = lambda w, x: jnp.mean((w * x - 3 * x) ** 2)
+    >>> res = lrt.lr_range_test(loss, jnp.zeros(()), lambda lr: optax.sgd(lr), xs, start_lr=1e-3,
+    ...                         end_lr=100.0, num_steps=50)
+    >>> bool(res.diverged), res.num_steps_run < 50, 0.01 < res.suggest("valley") < 3.0
+    (True, True, True)
+
+  References:
+    Smith 2017, "Cyclical Learning Rates for Training Neural Networks", §3.3; Smith 2018, "A disciplined
+    approach to neural network hyper-parameters"; fastai ``lr_find``; torch-lr-finder.
+  """
+  call = "lr_range_test"
+  check_callable(call, "loss_fn", loss_fn)
+  check_callable(call, "optimizer", optimizer)
+  check_positive(call, "start_lr", start_lr)
+  check_positive(call, "end_lr", end_lr)
+  if not float(start_lr) < float(end_lr):
+    raise ValueError(f"`{call}(start_lr=..., end_lr=...)` needs start_lr < end_lr, got start_lr={start_lr!r}, "
+                     f"end_lr={end_lr!r}")
+  if int(num_steps) != num_steps or num_steps < 2:
+    raise ValueError(f"`{call}(num_steps=...)` must be an integer >= 2, got num_steps={num_steps!r}")
+  check_one_of(call, "mode", mode, SWEEP_MODES)
+  check_interval(call, "smoothing", smoothing, 0.0, 1.0)
+  check_interval(call, "diverge_threshold", diverge_threshold, 1.0, float("inf"), low_closed=False,
+                 high_closed=True)
+  if int(num_repeats) != num_repeats or num_repeats < 1:
+    raise ValueError(f"`{call}(num_repeats=...)` must be an integer >= 1, got num_repeats={num_repeats!r}")
+  check_positive(call, "chunk_size", chunk_size)
+  if init_fn is not None:
+    check_callable(call, "init_fn", init_fn)
+
+  key = jax.random.key(0) if key is None else key
+  dtype = jnp.result_type(float, *jax.tree_util.tree_leaves(params))
+  if not jnp.issubdtype(dtype, jnp.floating):
+    dtype = jnp.result_type(float)
+  lrs_host = sweep_lrs(float(start_lr), float(end_lr), int(num_steps), mode)
+  lrs = jnp.asarray(lrs_host, dtype)
+  validation = None
+  if validation_batch is not None:
+    validation = (validation_loss_fn or (lambda p, b: loss_fn(p, b)[0] if has_aux else loss_fn(p, b)),
+                  validation_batch)
+  step_fn = _make_step(loss_fn, optimizer, lrs, jnp.asarray(smoothing, dtype), debias,
+                       jnp.asarray(diverge_threshold, dtype), has_aux, validation)
+
+  if callable(batches) or _is_array_tree(batches):
+    finals = _sweep_on_device(step_fn, optimizer, params, batches, lrs, dtype, num_repeats, key, init_fn)
+  else:
+    if num_repeats > 1 or init_fn is not None:
+      raise ValueError(f"`{call}(num_repeats=...)` > 1 and init_fn need batches as arrays or a function "
+                       f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
+    finals = _sweep_from_host(step_fn, optimizer, params, batches, lrs, dtype, int(chunk_size), progress)
+  return RangeTestResult.from_states(lrs_host, finals.losses, finals.smoothed_losses, finals.step,
+                                     finals.diverged)
+
+
+def _is_array_tree(batches) -> bool:
+  """Stacked batches (an array, dict, tuple, …); a list is a sequence of batches, like any other iterable."""
+  if isinstance(batches, list):
+    return False
+  leaves = jax.tree_util.tree_leaves(batches)
+  return bool(leaves) and all(isinstance(x, (np.ndarray, jax.Array)) for x in leaves)
+
+
+def _sweep_on_device(step_fn, optimizer, params, batches, lrs, dtype, num_repeats, key, init_fn):
+  num_steps = lrs.shape[0]
+  from_function = callable(batches)
+  size = None if from_function else _leading_size(batches)
+
+  # Data and parameters are arguments, not constants baked into the program (which slows compilation).
+  def one_sweep(rkey, params, data, shuffle):
+    start = params if init_fn is None else init_fn(jax.random.fold_in(rkey, 1))
+    data_key = jax.random.fold_in(rkey, 2)
+    if from_function:
+      def get_batch(i):
+        return batches(jax.random.fold_in(data_key, i), i)
+    else:
+      order = jax.random.permutation(data_key, size) if shuffle else jnp.arange(size)
+
+      def get_batch(i):
+        return jax.tree_util.tree_map(lambda x: x[order[i % size]], data)
+    state = _init_state(start, optimizer, lrs, dtype)
+    return _run_loop(step_fn, state, get_batch, num_steps)
+
+  data = None if from_function else batches
+  if num_repeats == 1:
+    return jax.jit(one_sweep, static_argnums=3)(key, params, data, False)
+  keys = jax.random.split(key, num_repeats)
+  return jax.jit(jax.vmap(lambda k, p, d: one_sweep(k, p, d, True), in_axes=(0, None, None)))(keys, params, data)
+
+
+def _sweep_from_host(step_fn, optimizer, params, batches: Iterable, lrs, dtype, chunk_size, progress):
+  num_steps = lrs.shape[0]
+
+  @jax.jit
+  def run_chunk(state, chunk, offset, stop):
+    def get_batch(i):
+      return jax.tree_util.tree_map(lambda x: x[i - offset], chunk)
+    return _run_loop(step_fn, state, get_batch, stop)
+
+  state = jax.jit(lambda p: _init_state(p, optimizer, lrs, dtype))(params)
+  source = iter(batches)
+  done = 0
+  while done < num_steps and not bool(state.diverged):
+    taken = list(itertools.islice(source, min(chunk_size, num_steps - done)))
+    if not taken:
+      if done == 0 or iter(batches) is batches:  # empty, or a one-shot iterator that cannot be cycled
+        raise ValueError(f"`lr_range_test(batches=...)` ran out after {done} batches of {num_steps}: pass "
+                         "at least num_steps batches, or a re-iterable (a list or data loader)")
+      source = iter(batches)  # a re-iterable (list, data loader) is cycled, as torch-lr-finder does
+      continue
+    # Pad the last chunk to the chunk shape so that every chunk reuses one compiled program.
+    padded = taken + [taken[-1]] * (chunk_size - len(taken))
+    chunk = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
+    state = run_chunk(state, chunk, done, done + len(taken))
+    done = int(state.step)
+    if progress is not None:
+      progress(done, num_steps)
+  return state
+

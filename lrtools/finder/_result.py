@@ -1,0 +1,111 @@
+"""RangeTestResult: the recorded curves of a range test, their suggestions, and the band over repeats."""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from lrtools._typing import check_one_of
+from lrtools.finder._suggest import METHODS, SUGGESTERS
+
+
+def _skips(method: str, num_steps: int) -> tuple[int, int]:
+  """The conventional windows: torch-lr-finder's (10, 5) for steepest, fastai's (n // 10, 5) otherwise."""
+  return (10, 5) if method == "steepest" else (num_steps // 10, 5)
+
+
+def _quiet(reduce, values, **kwargs):
+  """A NaN-ignoring reduction that gives NaN, without a warning, where every value is NaN."""
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)
+    return reduce(values, **kwargs)
+
+
+class RangeTestResult(NamedTuple):
+  """What :func:`lr_range_test` recorded (NumPy arrays; one row per repeat when ``num_repeats > 1``).
+
+  Attributes:
+    lrs: the learning rate of each step, ``(n,)``.
+    losses: the recorded loss of each step, NaN after the sweep stopped: ``(n,)`` or ``(k, n)``.
+    smoothed_losses: the smoothed losses, same shape.
+    num_steps_run: steps computed: an int, or ``(k,)``.
+    diverged: whether the sweep stopped early: a bool, or ``(k,)``.
+  """
+  lrs: np.ndarray
+  losses: np.ndarray
+  smoothed_losses: np.ndarray
+  num_steps_run: int | np.ndarray
+  diverged: bool | np.ndarray
+
+  @classmethod
+  def from_states(cls, lrs, losses, smoothed, steps, diverged) -> "RangeTestResult":
+    steps, diverged = np.asarray(steps), np.asarray(diverged)
+    if steps.ndim == 0:
+      steps, diverged = int(steps), bool(diverged)
+    return cls(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), steps, diverged)
+
+  @property
+  def num_repeats(self) -> int:
+    return 1 if self.losses.ndim == 1 else self.losses.shape[0]
+
+  @property
+  def median_losses(self) -> np.ndarray:
+    """Median smoothed curve over repeats (NaN where fewer than half of the repeats were still running)."""
+    curves = np.atleast_2d(self.smoothed_losses)
+    running = np.isfinite(curves).sum(axis=0)
+    median = _quiet(np.nanmedian, curves, axis=0)
+    return np.where((running > 0) & (running * 2 >= curves.shape[0]), median, np.nan)
+
+  @property
+  def band(self) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest smoothed loss over repeats at each step (over the repeats still running)."""
+    curves = np.atleast_2d(self.smoothed_losses)
+    return _quiet(np.nanmin, curves, axis=0), _quiet(np.nanmax, curves, axis=0)
+
+  def _curve(self) -> tuple[np.ndarray, int]:
+    if self.num_repeats == 1:
+      return self.smoothed_losses, int(self.num_steps_run)
+    median = self.median_losses
+    return median, int(np.isfinite(median).sum())
+
+  def suggest_index(self, method: str = "valley") -> int:
+    """Index of the suggested point on the (median) smoothed curve; −1 when none is valid."""
+    check_one_of("RangeTestResult.suggest", "method", method, METHODS)
+    curve, run = self._curve()
+    skip_start, skip_end = _skips(method, len(self.lrs))
+    _, index = SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(curve), run, skip_start, skip_end)
+    return int(index)
+
+  def suggest(self, method: str = "valley") -> float:
+    r"""The suggested learning rate from the smoothed curve (the median curve over repeats).
+
+    ``"steepest"``: most negative slope against :math:`\log\eta`, skipping the first 10 and last 5 points
+    (torch-lr-finder); ``"minimum"``: the LR of the minimum divided by 10; ``"valley"``: fastai's longest
+    decreasing stretch, about its middle. ``minimum`` and ``valley`` skip the first ``n // 10`` and last 5
+    points as fastai does. NaN when the sweep stopped too early for the rule's window.
+    See :mod:`lrtools.finder._suggest` for the exact rules.
+    """
+    check_one_of("RangeTestResult.suggest", "method", method, METHODS)
+    curve, run = self._curve()
+    skip_start, skip_end = _skips(method, len(self.lrs))
+    lr, _ = SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(curve), run, skip_start, skip_end)
+    return float(lr)
+
+  def suggestion_spread(self, method: str = "valley") -> dict:
+    """Each repeat's own suggestion, with their median, min and max (the spread across seeds)."""
+    check_one_of("RangeTestResult.suggestion_spread", "method", method, METHODS)
+    skip_start, skip_end = _skips(method, len(self.lrs))
+    curves = np.atleast_2d(self.smoothed_losses)
+    runs = np.atleast_1d(self.num_steps_run)
+    each = np.array([float(SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(c), int(r), skip_start,
+                                              skip_end)[0]) for c, r in zip(curves, runs)])
+    return {"each": each, "median": float(_quiet(np.nanmedian, each)), "min": float(_quiet(np.nanmin, each)),
+            "max": float(_quiet(np.nanmax, each))}
+
+  def plot(self, ax=None, suggestions=METHODS):
+    """Log-x plot of raw and smoothed losses with the suggestions marked; see ``plotting.plot_range_test``."""
+    from lrtools.plotting import plot_range_test
+    return plot_range_test(self, ax=ax, suggestions=suggestions)

@@ -1,0 +1,159 @@
+"""Learning-rate suggestions from a range-test curve: pure ``jnp``, NaN-safe, jit- and vmap-able.
+
+Each rule looks only at the *valid* points: those recorded before the sweep stopped (``num_steps_run``),
+with a finite loss, and inside the rule's skip window. Each returns ``(lr, index)``; when no point is valid
+the lr is NaN and the index −1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lrtools._typing import Numeric
+
+METHODS = ("steepest", "minimum", "valley")
+
+
+def _valid(losses: jax.Array, num_steps_run: Numeric, skip_start: Numeric, skip_end: Numeric) -> jax.Array:
+  index = jnp.arange(losses.shape[-1])
+  return (index >= skip_start) & (index < num_steps_run - skip_end) & jnp.isfinite(losses)
+
+
+def _pick(lrs, index, any_valid):
+  return jnp.where(any_valid, lrs[index], jnp.nan), jnp.where(any_valid, index, -1)
+
+
+def suggest_steepest(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, skip_start: Numeric = 10,
+                     skip_end: Numeric = 5):
+  r"""The learning rate where the smoothed loss falls fastest against :math:`\log \eta`.
+
+  .. math:: i^* = \arg\min_{i \in V} \frac{\partial L}{\partial \log \eta}\Big|_i,
+            \qquad V = \{\text{skip\_start} \le i < n_{run} - \text{skip\_end},\ L_i \text{ finite}\}
+
+  The slope is ``jnp.gradient`` (central differences, one-sided at the ends of the window) taken over the
+  valid window only, as torch-lr-finder does after dropping its first 10 and last 5 points.
+
+  Args:
+    lrs: the swept learning rates, shape ``(n,)``.
+    losses: the (smoothed) losses, shape ``(n,)``; NaN past the end of the sweep is fine.
+    num_steps_run: number of recorded steps.
+    skip_start: points dropped at the start (noisy, nothing learned yet).
+    skip_end: points dropped before the end (the divergence itself).
+
+  Returns:
+    ``(lr, index)``: NaN and −1 when fewer than two points are valid.
+
+  Example:
+    >>> import jax.numpy as jnp, numpy as np
+    >>> from lrtools.finder import suggest_steepest
+    >>> lrs = jnp.logspace(-4, 0, 50); losses = 2 - jnp.tanh(3 * (jnp.log10(lrs) + 2.2))
+    >>> lr, i = suggest_steepest(lrs, losses, 50)
+    >>> round(float(np.log10(lr)), 2), int(i)
+    (-2.2, 22)
+
+  References:
+    Smith 2017, §3.3 ("the learning rate where the loss starts to decrease fastest"); torch-lr-finder.
+  """
+  valid = _valid(losses, num_steps_run, skip_start, skip_end)
+  log_lrs = jnp.log(lrs)
+  # Central differences over the window: neighbours outside it are replaced by the point itself.
+  prev_ok = jnp.concatenate([jnp.zeros((1,), bool), valid[:-1]])
+  next_ok = jnp.concatenate([valid[1:], jnp.zeros((1,), bool)])
+  idx = jnp.arange(lrs.shape[0])
+  lo = jnp.where(prev_ok, idx - 1, idx)
+  hi = jnp.where(next_ok, idx + 1, idx)
+  safe = jnp.where(valid, losses, 0.0)
+  slope = (safe[hi] - safe[lo]) / jnp.where(hi > lo, log_lrs[hi] - log_lrs[lo], 1.0)
+  slope = jnp.where(valid & (hi > lo), slope, jnp.inf)
+  index = jnp.argmin(slope)
+  return _pick(lrs, index, jnp.isfinite(slope[index]))
+
+
+def suggest_minimum(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, skip_start: Numeric = 0,
+                    skip_end: Numeric = 0):
+  r"""One tenth of the learning rate at the minimum of the smoothed loss (fastai's ``minimum``).
+
+  .. math:: \eta^* = \eta_{i^*} / 10, \qquad i^* = \arg\min_{i \in V} L_i
+
+  Args:
+    lrs: the swept learning rates, shape ``(n,)``.
+    losses: the (smoothed) losses, shape ``(n,)``.
+    num_steps_run: number of recorded steps.
+    skip_start: points dropped at the start.
+    skip_end: points dropped before the end.
+
+  Returns:
+    ``(lr / 10, index of the minimum)``; NaN and −1 when no point is valid.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from lrtools.finder import suggest_minimum
+    >>> lr, i = suggest_minimum(jnp.array([1e-3, 1e-2, 1e-1, 1.0]), jnp.array([2.0, 1.0, 0.5, jnp.nan]), 4)
+    >>> round(float(lr), 6), int(i)
+    (0.01, 2)
+
+  References:
+    Smith 2017, §3.3; fastai ``lr_find`` (``SuggestionMethod.Minimum``).
+  """
+  valid = _valid(losses, num_steps_run, skip_start, skip_end)
+  index = jnp.argmin(jnp.where(valid, losses, jnp.inf))
+  lr, index = _pick(lrs, index, jnp.any(valid))
+  return lr / 10, index
+
+
+def suggest_valley(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, skip_start: Numeric = 0,
+                   skip_end: Numeric = 0):
+  r"""fastai's ``valley``: a point in the longest stretch over which the loss keeps decreasing.
+
+  With :math:`\ell_i` the length of the longest strictly decreasing subsequence ending at :math:`i`
+  (:math:`\ell_i = 1 + \max\{\ell_j : j < i,\ L_j > L_i\}`), :math:`e` the first index of the largest
+  :math:`\ell`, :math:`s = e - \ell_e` and :math:`d = (e - s)/3`:
+
+  .. math:: i^* = s + \lfloor d \rfloor + \lfloor d / 2 \rfloor
+
+  i.e. about halfway down the valley. One deviation from fastai: when the curve never decreases
+  (:math:`\ell \equiv 1`), fastai's index is :math:`-1` (its last point); here it is clamped to the first
+  valid point.
+
+  Args:
+    lrs: the swept learning rates, shape ``(n,)``.
+    losses: the (smoothed) losses, shape ``(n,)``.
+    num_steps_run: number of recorded steps.
+    skip_start: points dropped at the start (fastai drops ``n // 10``).
+    skip_end: points dropped before the end (fastai drops 5).
+
+  Returns:
+    ``(lr, index)``; NaN and −1 when no point is valid.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from lrtools.finder import suggest_valley
+    >>> losses = jnp.array([3.0, 3.1, 2.9, 2.5, 2.0, 1.6, 1.5, 1.7, 3.0, 9.0])
+    >>> lr, i = suggest_valley(jnp.logspace(-5, 0, 10), losses, 10)
+    >>> int(i)
+    3
+
+  References:
+    fastai ``lr_find`` (``SuggestionMethod.Valley``, by Zachary Mueller); Smith 2017, §3.3.
+  """
+  n = losses.shape[-1]
+  valid = _valid(losses, num_steps_run, skip_start, skip_end)
+  vals = jnp.where(valid, losses, jnp.nan)  # NaN compares false: invalid points join no subsequence
+  index = jnp.arange(n)
+
+  def longest_ending_at(i, lengths):
+    longer = (index < i) & (vals > vals[i])
+    return lengths.at[i].set(jnp.where(valid[i], 1 + jnp.max(jnp.where(longer, lengths, 0)), 0))
+
+  lengths = jax.lax.fori_loop(0, n, longest_ending_at, jnp.zeros((n,), jnp.int32))
+  end = jnp.argmax(lengths)  # the first index of the maximum, as fastai's running update
+  start = end - lengths[end]
+  sections = (end - start) // 3  # (e − s)/3 floored, as int((e − s)/3)
+  pick = start + sections + ((end - start) / 3 / 2).astype(jnp.int32)
+  first_valid = jnp.argmax(valid)
+  pick = jnp.where(pick < first_valid, first_valid, pick)
+  return _pick(lrs, pick, jnp.any(valid))
+
+
+SUGGESTERS = {"steepest": suggest_steepest, "minimum": suggest_minimum, "valley": suggest_valley}
