@@ -59,7 +59,7 @@ def check_interval(call: str, name: str, value: Numeric, low: float, high: float
     return
   above = v >= low if low_closed else v > low
   below = v <= high if high_closed else v < high
-  if not (np.all(np.isfinite(v)) and np.all(above) and np.all(below)):
+  if not (np.all(~np.isnan(v)) and np.all(above) and np.all(below)):  # ±inf fail unless a closed bound
     interval = f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
     _fail(call, name, value, f"must lie in {interval}")
 

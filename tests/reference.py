@@ -135,3 +135,86 @@ def warmup(ts, schedule_values, warmup_steps, init_value):
   after = schedule_values([max(t - warmup_steps, 0) for t in ts])
   return np.array([init_value + (peak - init_value) * t / warmup_steps if t < warmup_steps else a
                    for t, a in zip(ts, after)])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# LR range test (Smith 2017 §3.3; torch-lr-finder and fastai conventions).
+# ---------------------------------------------------------------------------------------------------------
+
+
+def range_test_linear(w, b, xs, ys, lrs, momentum=0.0, smoothing=0.05, debias=False, diverge_threshold=5.0,
+                      val=None):
+  """Range test of least squares ``mean((x·w + b − y)²)`` with heavy-ball SGD (``v = g + μv; θ −= η v``).
+
+  ``xs, ys``: stacked batches, cycled. Returns (losses, smoothed, num_steps_run, diverged) with NaN after
+  the stop, following torch-lr-finder's loop: record, smooth, track the best, stop on divergence.
+  """
+  w, b = np.array(w, np.float64), float(b)
+  vw, vb = np.zeros_like(w), 0.0
+  n = len(lrs)
+  losses, smoothed = np.full(n, np.nan), np.full(n, np.nan)
+  avg = best = 0.0
+  for i, lr in enumerate(lrs):
+    x, y = xs[i % len(xs)], ys[i % len(ys)]
+    r = x @ w + b - y
+    loss = float(np.mean(r ** 2))
+    gw, gb = 2 * x.T @ r / len(y), 2 * float(np.mean(r))
+    vw, vb = gw + momentum * vw, gb + momentum * vb
+    w, b = w - lr * vw, b - lr * vb
+    if val is not None:
+      vx, vy = val
+      loss = float(np.mean((vx @ w + b - vy) ** 2))
+    weight = smoothing if smoothing > 0 else 1.0
+    if debias:
+      avg = (1 - weight) * avg + weight * loss
+      smooth = avg / (1 - (1 - weight) ** (i + 1))
+    else:
+      avg = loss if i == 0 else weight * loss + (1 - weight) * avg
+      smooth = avg
+    best = smooth if i == 0 else min(best, smooth)
+    losses[i], smoothed[i] = loss, smooth
+    if not math.isfinite(loss) or smooth > diverge_threshold * best:
+      return losses, smoothed, i + 1, True
+  return losses, smoothed, n, False
+
+
+def suggest_steepest(lrs, losses, num_run, skip_start=10, skip_end=5):
+  """torch-lr-finder: drop the first ``skip_start`` and last ``skip_end`` points, then the most negative
+  ``np.gradient`` — here against log(lr), which for a log-spaced sweep picks the same point."""
+  lrs, losses = np.asarray(lrs)[:num_run], np.asarray(losses)[:num_run]
+  lo, hi = skip_start, num_run - skip_end
+  if hi - lo < 2:
+    return None
+  window = losses[lo:hi]
+  if not np.all(np.isfinite(window)):
+    return None
+  return lo + int(np.argmin(np.gradient(window, np.log(lrs[lo:hi]))))
+
+
+def suggest_minimum(losses, num_run, skip_start=0, skip_end=0):
+  """fastai ``minimum``: argmin of the loss over the window (the LR returned is a tenth of its LR)."""
+  window = np.asarray(losses)[skip_start:max(num_run - skip_end, skip_start)]
+  if not np.isfinite(window).any():
+    return None
+  return skip_start + int(np.nanargmin(window))
+
+
+def suggest_valley(losses, num_run, skip_start=0, skip_end=0):
+  """fastai ``valley``, transcribed loop for loop, on the window; a never-decreasing curve (fastai's −1)
+  is clamped to the window's first point as lrtools documents."""
+  losses = list(np.asarray(losses)[skip_start:max(num_run - skip_end, skip_start)])
+  n = len(losses)
+  if n == 0:
+    return None
+  max_start, max_end = 0, 0
+  lds = [1] * n
+  for i in range(1, n):
+    for j in range(0, i):
+      if losses[i] < losses[j] and lds[i] < lds[j] + 1:
+        lds[i] = lds[j] + 1
+      if lds[max_end] < lds[i]:
+        max_end = i
+        max_start = max_end - lds[max_end]
+  sections = (max_end - max_start) / 3
+  idx = max_start + int(sections) + int(sections / 2)
+  return skip_start + max(idx, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any, Callable, Iterable, NamedTuple
 
@@ -54,50 +55,97 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "expon
   return lrs
 
 
-def _make_step(loss_fn, optimizer, lrs, smoothing, debias, diverge_threshold, has_aux, validation):
-  """One range-test step on ``state`` with ``batch``; records the loss and decides whether to stop."""
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=has_aux)
-  val_fn, val_batch = validation if validation is not None else (None, None)
-
-  def step(state: SweepState, batch) -> SweepState:
-    i = state.step
-    tx = optimizer(lrs[i])
-    loss, grads = grad_fn(state.params, batch)
-    loss = loss[0] if has_aux else loss
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    if val_fn is not None:  # fastai / torch-lr-finder "val_loader": the loss after the step, on held-out data
-      loss = val_fn(params, val_batch)
-    loss = jnp.asarray(loss, state.losses.dtype)
-    w = jnp.where(smoothing == 0, 1.0, smoothing).astype(loss.dtype)  # weight of the newest loss
-    if debias:  # fastai: an EMA from zero, divided by 1 − (1 − w)^(i+1)
-      ema = (1 - w) * jnp.where(i == 0, 0.0, state.smoothed) + w * loss
-      smooth = ema / (1 - (1 - w) ** (i + 1).astype(loss.dtype))
-    else:  # torch-lr-finder: starts at the first loss
-      ema = jnp.where(i == 0, loss, w * loss + (1 - w) * state.smoothed)
-      smooth = ema
-    best = jnp.where(i == 0, smooth, jnp.minimum(state.best, smooth))
-    diverged = ~jnp.isfinite(loss) | (smooth > diverge_threshold * best)
-    return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
-                      state.smoothed_losses.at[i].set(smooth))
-
-  return step
+class _Config(NamedTuple):
+  """What the compiled sweep is specialised on (hashable: jit caches one program per distinct config, so
+  a second range test with the same functions, shapes and options does not recompile)."""
+  loss_fn: Callable
+  optimizer: Callable
+  has_aux: bool
+  debias: bool
+  validation_loss_fn: Callable | None
+  init_fn: Callable | None
+  batch_fn: Callable | None  # batches given as (key, step) -> batch
+  num_repeats: int
 
 
-def _run_loop(step_fn, state: SweepState, get_batch, stop) -> SweepState:
+class _Hyper(NamedTuple):
+  """The traced inputs: changing them reuses the compiled program."""
+  lrs: jax.Array
+  smoothing: jax.Array
+  diverge_threshold: jax.Array
+  validation_batch: Any
+
+
+def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepState:
+  """One range-test step: train on ``batch`` at ``lrs[step]``, record the loss, decide whether to stop."""
+  i = state.step
+  loss, grads = jax.value_and_grad(config.loss_fn, has_aux=config.has_aux)(state.params, batch)
+  loss = loss[0] if config.has_aux else loss
+  updates, opt_state = config.optimizer(hyper.lrs[i]).update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  if config.validation_loss_fn is not None:  # torch-lr-finder's val_loader: the loss after the step
+    loss = config.validation_loss_fn(params, hyper.validation_batch)
+  loss = jnp.asarray(loss, state.losses.dtype)
+  w = jnp.where(hyper.smoothing == 0, 1, hyper.smoothing).astype(loss.dtype)  # weight of the newest loss
+  if config.debias:  # fastai: an EMA from zero, divided by 1 − (1 − w)^(i+1)
+    ema = (1 - w) * jnp.where(i == 0, 0, state.smoothed) + w * loss
+    smooth = ema / (1 - (1 - w) ** (i + 1).astype(loss.dtype))
+  else:  # torch-lr-finder: starts at the first loss
+    ema = smooth = jnp.where(i == 0, loss, w * loss + (1 - w) * state.smoothed)
+  best = jnp.where(i == 0, smooth, jnp.minimum(state.best, smooth))
+  diverged = ~jnp.isfinite(loss) | (smooth > hyper.diverge_threshold * best)
+  return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
+                    state.smoothed_losses.at[i].set(smooth))
+
+
+def _run_loop(config, hyper, state: SweepState, get_batch, stop) -> SweepState:
   """``lax.while_loop``: the steps after divergence are not computed."""
   def cond(s):
     return (s.step < stop) & ~s.diverged
 
-  return jax.lax.while_loop(cond, lambda s: step_fn(s, get_batch(s.step)), state)
+  return jax.lax.while_loop(cond, lambda s: _step(config, hyper, s, get_batch(s.step)), state)
 
 
-def _init_state(params, optimizer, lrs, dtype) -> SweepState:
-  n = lrs.shape[0]
-  nan = jnp.full((n,), jnp.nan, dtype)
-  zero = jnp.zeros((), dtype)
-  opt_state = optimizer(lrs[0]).init(params)
+def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
+  nan = jnp.full(hyper.lrs.shape, jnp.nan, hyper.lrs.dtype)
+  zero = jnp.zeros((), hyper.lrs.dtype)
+  opt_state = config.optimizer(hyper.lrs[0]).init(params)
   return SweepState(jnp.zeros((), jnp.int32), params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> SweepState:
+  """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments."""
+  num_steps = hyper.lrs.shape[0]
+  size = None if data is None else _leading_size(data)
+
+  def one_sweep(rkey, shuffle):
+    start = params if config.init_fn is None else config.init_fn(jax.random.fold_in(rkey, 1))
+    data_key = jax.random.fold_in(rkey, 2)
+    if config.batch_fn is not None:
+      def get_batch(i):
+        return config.batch_fn(jax.random.fold_in(data_key, i), i)
+    else:
+      order = jax.random.permutation(data_key, size) if shuffle else jnp.arange(size)
+
+      def get_batch(i):
+        return jax.tree_util.tree_map(lambda x: x[order[i % size]], data)
+    return _run_loop(config, hyper, _init_state(config, hyper, start), get_batch, num_steps)
+
+  if config.num_repeats == 1:
+    return one_sweep(key, False)
+  return jax.vmap(lambda k: one_sweep(k, True))(jax.random.split(key, config.num_repeats))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _chunk_sweep(config: _Config, hyper: _Hyper, state: SweepState, chunk, offset, stop) -> SweepState:
+  """Steps ``state.step … stop − 1`` on host-fed batches stacked in ``chunk`` (chunk[j] is step offset + j)."""
+  def get_batch(i):
+    return jax.tree_util.tree_map(lambda x: x[i - offset], chunk)
+  return _run_loop(config, hyper, state, get_batch, stop)
+
+
+_init_on_device = jax.jit(_init_state, static_argnums=0)
 
 
 def _leading_size(batches) -> int:
@@ -200,21 +248,23 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   if not jnp.issubdtype(dtype, jnp.floating):
     dtype = jnp.result_type(float)
   lrs_host = sweep_lrs(float(start_lr), float(end_lr), int(num_steps), mode)
-  lrs = jnp.asarray(lrs_host, dtype)
-  validation = None
-  if validation_batch is not None:
-    validation = (validation_loss_fn or (lambda p, b: loss_fn(p, b)[0] if has_aux else loss_fn(p, b)),
-                  validation_batch)
-  step_fn = _make_step(loss_fn, optimizer, lrs, jnp.asarray(smoothing, dtype), debias,
-                       jnp.asarray(diverge_threshold, dtype), has_aux, validation)
-
-  if callable(batches) or _is_array_tree(batches):
-    finals = _sweep_on_device(step_fn, optimizer, params, batches, lrs, dtype, num_repeats, key, init_fn)
+  if validation_batch is not None and validation_loss_fn is None:
+    validation_loss_fn = (lambda p, b: loss_fn(p, b)[0]) if has_aux else loss_fn
+  from_host = not (callable(batches) or _is_array_tree(batches))
+  if from_host and (num_repeats > 1 or init_fn is not None):
+    raise ValueError(f"`{call}(num_repeats=...)` > 1 and init_fn need batches as arrays or a function "
+                     f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
+  config = _Config(loss_fn, optimizer, bool(has_aux), bool(debias),
+                   validation_loss_fn if validation_batch is not None else None, init_fn,
+                   batches if callable(batches) else None, int(num_repeats))
+  hyper = _Hyper(jnp.asarray(lrs_host, dtype), jnp.asarray(smoothing, dtype), jnp.asarray(diverge_threshold, dtype),
+                 validation_batch)
+  if from_host:
+    finals = _sweep_from_host(config, hyper, params, batches, int(chunk_size), progress)
   else:
-    if num_repeats > 1 or init_fn is not None:
-      raise ValueError(f"`{call}(num_repeats=...)` > 1 and init_fn need batches as arrays or a function "
-                       f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
-    finals = _sweep_from_host(step_fn, optimizer, params, batches, lrs, dtype, int(chunk_size), progress)
+    if not callable(batches):
+      _leading_size(batches)  # a clear error before tracing
+    finals = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
   return RangeTestResult.from_states(lrs_host, finals.losses, finals.smoothed_losses, finals.step,
                                      finals.diverged)
 
@@ -227,43 +277,9 @@ def _is_array_tree(batches) -> bool:
   return bool(leaves) and all(isinstance(x, (np.ndarray, jax.Array)) for x in leaves)
 
 
-def _sweep_on_device(step_fn, optimizer, params, batches, lrs, dtype, num_repeats, key, init_fn):
-  num_steps = lrs.shape[0]
-  from_function = callable(batches)
-  size = None if from_function else _leading_size(batches)
-
-  # Data and parameters are arguments, not constants baked into the program (which slows compilation).
-  def one_sweep(rkey, params, data, shuffle):
-    start = params if init_fn is None else init_fn(jax.random.fold_in(rkey, 1))
-    data_key = jax.random.fold_in(rkey, 2)
-    if from_function:
-      def get_batch(i):
-        return batches(jax.random.fold_in(data_key, i), i)
-    else:
-      order = jax.random.permutation(data_key, size) if shuffle else jnp.arange(size)
-
-      def get_batch(i):
-        return jax.tree_util.tree_map(lambda x: x[order[i % size]], data)
-    state = _init_state(start, optimizer, lrs, dtype)
-    return _run_loop(step_fn, state, get_batch, num_steps)
-
-  data = None if from_function else batches
-  if num_repeats == 1:
-    return jax.jit(one_sweep, static_argnums=3)(key, params, data, False)
-  keys = jax.random.split(key, num_repeats)
-  return jax.jit(jax.vmap(lambda k, p, d: one_sweep(k, p, d, True), in_axes=(0, None, None)))(keys, params, data)
-
-
-def _sweep_from_host(step_fn, optimizer, params, batches: Iterable, lrs, dtype, chunk_size, progress):
-  num_steps = lrs.shape[0]
-
-  @jax.jit
-  def run_chunk(state, chunk, offset, stop):
-    def get_batch(i):
-      return jax.tree_util.tree_map(lambda x: x[i - offset], chunk)
-    return _run_loop(step_fn, state, get_batch, stop)
-
-  state = jax.jit(lambda p: _init_state(p, optimizer, lrs, dtype))(params)
+def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progress) -> SweepState:
+  num_steps = hyper.lrs.shape[0]
+  state = _init_on_device(config, hyper, params)
   source = iter(batches)
   done = 0
   while done < num_steps and not bool(state.diverged):
@@ -277,9 +293,8 @@ def _sweep_from_host(step_fn, optimizer, params, batches: Iterable, lrs, dtype, 
     # Pad the last chunk to the chunk shape so that every chunk reuses one compiled program.
     padded = taken + [taken[-1]] * (chunk_size - len(taken))
     chunk = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
-    state = run_chunk(state, chunk, done, done + len(taken))
+    state = _chunk_sweep(config, hyper, state, chunk, done, done + len(taken))
     done = int(state.step)
     if progress is not None:
       progress(done, num_steps)
   return state
-

@@ -112,9 +112,9 @@ def suggest_valley(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, sk
 
   .. math:: i^* = s + \lfloor d \rfloor + \lfloor d / 2 \rfloor
 
-  i.e. about halfway down the valley. One deviation from fastai: when the curve never decreases
-  (:math:`\ell \equiv 1`), fastai's index is :math:`-1` (its last point); here it is clamped to the first
-  valid point.
+  i.e. about halfway down the valley. One deviation from fastai: when :math:`i^*` falls before the first
+  valid point (a stretch of length 2 at the very start), fastai's index wraps to :math:`-1`, its last
+  point; here it is clamped to the first valid point.
 
   Args:
     lrs: the swept learning rates, shape ``(n,)``.
@@ -156,4 +156,6 @@ def suggest_valley(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, sk
   return _pick(lrs, pick, jnp.any(valid))
 
 
-SUGGESTERS = {"steepest": suggest_steepest, "minimum": suggest_minimum, "valley": suggest_valley}
+# Compiled once per curve length, for RangeTestResult.suggest and the plot.
+SUGGESTERS = {name: jax.jit(rule) for name, rule in
+              [("steepest", suggest_steepest), ("minimum", suggest_minimum), ("valley", suggest_valley)]}
