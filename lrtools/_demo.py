@@ -52,4 +52,5 @@ def cross_entropy_loss(model: nn.Module):
 
 
 def init_params(model: nn.Module, key: jax.Array, example_x) -> dict:
-  return model.init(key, jnp.asarray(example_x[:1]))["params"]
+  # jitted: eager init dispatches every op of the model one by one (seconds on CPU)
+  return jax.jit(model.init)(key, jnp.asarray(example_x[:1]))["params"]

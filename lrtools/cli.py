@@ -1,11 +1,19 @@
-"""Command-line front end: ``lrtools schedule NAME --param value ... --steps N --out FILE.png``."""
+"""Command-line front end.
+
+``lrtools find-lr [--model mlp|cnn] [--optimizer momentum] [--start 1e-7 --end 10 --steps 100] --out FILE.png``
+runs the LR range test on an embedded dataset; ``lrtools schedule NAME --param value ... --out FILE.png``
+evaluates and plots a schedule.
+"""
 
 from __future__ import annotations
 
 import argparse
 import ast
 import inspect
+import json
+import os
 import sys
+import time
 from typing import Sequence
 
 import numpy as np
@@ -73,9 +81,144 @@ def _schedule_command(args, extra: Sequence[str]) -> int:
   return 0
 
 
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "yogi")
+
+
+def _optimizer_factory(name: str, momentum: float):
+  """``learning_rate -> GradientTransformation`` for ``--optimizer``."""
+  from lrtools import optimizers
+  if name in ("momentum", "nesterov"):
+    return lambda lr: getattr(optimizers, name)(lr, momentum)
+  if name in ("adam", "yogi"):
+    return lambda lr: getattr(optimizers, name)(lr, b1=momentum)
+  return getattr(optimizers, name)
+
+
+def _enable_compilation_cache(path: str) -> None:
+  """Keeps JAX's persistent compilation cache in ``path`` so that a second run skips compiling."""
+  import jax
+  os.makedirs(path, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+class _Progress:
+  """Stage timings on stderr, and a bar over the sweep's steps (tqdm if installed)."""
+
+  def __init__(self, quiet: bool):
+    self.quiet, self.bar, self.start = quiet, None, time.perf_counter()
+
+  def stage(self, text: str) -> None:
+    if not self.quiet:
+      print(f"[{time.perf_counter() - self.start:5.1f}s] {text}", file=sys.stderr, flush=True)
+
+  def __call__(self, done, total) -> None:  # called from inside the compiled loop
+    if self.quiet:
+      return
+    done, total = int(done), int(total)
+    if self.bar is None:
+      self.stage("compiled; sweeping")
+      try:
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
+      except ImportError:
+        self.bar = False
+    if self.bar:
+      self.bar.update(max(done - self.bar.n, 0))
+
+  def close(self) -> None:
+    if self.bar:
+      self.bar.close()
+
+
+def _find_lr_command(args, extra: Sequence[str]) -> int:
+  progress = _Progress(args.quiet)
+  if args.cache_dir:
+    _enable_compilation_cache(args.cache_dir)
+  import jax
+
+  from lrtools import _demo, data, finder
+  progress.stage(f"loading {args.dataset}")
+  flat = args.model == "mlp"
+  try:
+    if args.dataset == "digits":
+      dataset = data.load_digits(seed=args.seed, flat=flat)
+    else:
+      dataset = data.load_fashion_mnist(args.data_path, flat=flat)
+    model = _demo.classifier(args.model, dataset.num_classes)
+    train = data.batches(dataset.x_train, dataset.y_train, args.batch_size, args.steps, args.seed)
+    params = _demo.init_params(model, jax.random.key(args.seed), dataset.x_train)
+    loss = _demo.cross_entropy_loss(model)
+    validation = {"x": dataset.x_valid, "y": dataset.y_valid} if args.validation else None
+    progress.stage(f"compiling the sweep ({args.model}, {args.optimizer}, {args.steps} steps"
+                   f"{f', {args.repeats} repeats' if args.repeats > 1 else ''})")
+    result = finder.lr_range_test(
+        loss, params, _optimizer_factory(args.optimizer, args.momentum), train, start_lr=args.start,
+        end_lr=args.end, num_steps=args.steps, mode=args.mode, smoothing=args.smoothing,
+        diverge_threshold=args.diverge_threshold, num_repeats=args.repeats, key=jax.random.key(args.seed),
+        validation_batch=validation, progress=progress,
+        init_fn=(lambda k: _demo.init_params(model, k, dataset.x_train)) if args.repeats > 1 else None)
+  except (ValueError, FileNotFoundError, ImportError) as e:
+    progress.close()
+    print(f"lrtools find-lr: {e}", file=sys.stderr)
+    return 2
+  progress.close()
+  progress.stage("done")
+  run = result.num_steps_run if args.repeats == 1 else int(max(result.num_steps_run))
+  stopped = "diverged" if (result.diverged if args.repeats == 1 else any(result.diverged)) else "completed"
+  print(f"range test on {dataset.name}: {args.model}, {args.optimizer}, lr {args.start:g} -> {args.end:g}, "
+        f"{run}/{args.steps} steps ({stopped})")
+  suggestions = {}
+  for method in ("steepest", "minimum", "valley"):
+    suggestions[method] = result.suggest(method)
+    line = f"  {method:<9} {suggestions[method]:.3g}"
+    if args.repeats > 1:
+      spread = result.suggestion_spread(method)
+      line += f"   (over {args.repeats} seeds: {spread['min']:.3g} .. {spread['max']:.3g})"
+    print(line)
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"suggestions": suggestions, "lrs": result.lrs.tolist(),
+                 "smoothed_losses": np.atleast_2d(result.smoothed_losses).tolist(),
+                 "num_steps_run": np.atleast_1d(result.num_steps_run).tolist()}, f, allow_nan=True)
+  if args.out:
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = result.plot()
+    ax.set_title(f"LR range test: {args.model} on {dataset.name}, {args.optimizer}")
+    ax.figure.savefig(args.out, dpi=120)
+    print(f"wrote {args.out}")
+  return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(prog="lrtools", description="The learning-rate toolbox for JAX/Optax.")
   commands = parser.add_subparsers(dest="command", required=True)
+  find = commands.add_parser("find-lr", help="run the LR range test on an embedded dataset",
+                             description="The LR range test (Smith 2017) on an embedded dataset with a "
+                             "default model; prints the suggestions and plots the curve.")
+  find.add_argument("--dataset", choices=("digits", "fashion-mnist"), default="digits")
+  find.add_argument("--data-path", help="Fashion-MNIST IDX directory or .npz (local files only)")
+  find.add_argument("--model", choices=("mlp", "cnn"), default="mlp", help="mlp: 64-128-128-10 (default)")
+  find.add_argument("--optimizer", choices=OPTIMIZERS, default="momentum")
+  find.add_argument("--momentum", type=float, default=0.9, help="momentum, or b1 of adam/yogi (default 0.9)")
+  find.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
+  find.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
+  find.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
+  find.add_argument("--mode", choices=("exponential", "linear"), default="exponential")
+  find.add_argument("--batch-size", type=int, default=64)
+  find.add_argument("--smoothing", type=float, default=0.05)
+  find.add_argument("--diverge-threshold", type=float, default=5.0)
+  find.add_argument("--repeats", type=int, default=1, help="sweeps with different seeds, in one vmapped call")
+  find.add_argument("--validation", action="store_true", help="record the validation loss after each step")
+  find.add_argument("--seed", type=int, default=0)
+  find.add_argument("--cache-dir", help="keep JAX's persistent compilation cache here (a second run skips "
+                    "compiling)")
+  find.add_argument("--json", help="also write the curve and the suggestions to this JSON file")
+  find.add_argument("--quiet", action="store_true", help="no progress output")
+  find.add_argument("--out", help="write the plot to this PNG file")
+  find.set_defaults(run=_find_lr_command)
   sched = commands.add_parser(
       "schedule", help="evaluate and plot a schedule",
       description="Evaluates a schedule; its parameters follow as --name value (e.g. --max-value 0.1).",

@@ -113,15 +113,10 @@ def test_digits_bad_arguments(kwargs, name):
 
 
 def test_digits_missing_sklearn_hint(monkeypatch):
-  import builtins
-  real_import = builtins.__import__
-
-  def no_sklearn(name, *args, **kwargs):
-    if name.startswith("sklearn"):
-      raise ImportError("No module named 'sklearn'")
-    return real_import(name, *args, **kwargs)
-
-  monkeypatch.setattr(builtins, "__import__", no_sklearn)
+  import importlib.util
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec",
+                      lambda name, *a: None if name.startswith("sklearn") else real_find_spec(name, *a))
   with pytest.raises(ImportError, match=r'pip install "lrtools\[data\]"'):
     load_digits()
 

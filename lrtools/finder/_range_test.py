@@ -66,6 +66,7 @@ class _Config(NamedTuple):
   init_fn: Callable | None
   batch_fn: Callable | None  # batches given as (key, step) -> batch
   num_repeats: int
+  progress: Callable | None  # host callback(steps_done, num_steps), called from inside the loop
 
 
 class _Hyper(NamedTuple):
@@ -94,6 +95,8 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
     ema = smooth = jnp.where(i == 0, loss, w * loss + (1 - w) * state.smoothed)
   best = jnp.where(i == 0, smooth, jnp.minimum(state.best, smooth))
   diverged = ~jnp.isfinite(loss) | (smooth > hyper.diverge_threshold * best)
+  if config.progress is not None:
+    jax.debug.callback(config.progress, i + 1, hyper.lrs.shape[0])
   return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
                     state.smoothed_losses.at[i].set(smooth))
 
@@ -204,7 +207,9 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
       step (torch-lr-finder's ``val_loader`` mode) instead of the training batch's loss.
     validation_loss_fn: ``(params, batch) -> loss`` for the validation batch (default ``loss_fn``).
     chunk_size: steps per host round trip for an iterable of batches.
-    progress: optional ``callback(steps_done, num_steps)``, called after each chunk of an iterable.
+    progress: optional host ``callback(steps_done, num_steps)``: called after each chunk of an iterable, or
+      from inside the compiled loop after every step otherwise (``jax.debug.callback``; with repeats, once per
+      repeat and step). The first call comes once compilation is done.
 
   Returns:
     A :class:`RangeTestResult` with ``lrs``, ``losses``, ``smoothed_losses``, ``num_steps_run``,
@@ -256,7 +261,8 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
                      f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
   config = _Config(loss_fn, optimizer, bool(has_aux), bool(debias),
                    validation_loss_fn if validation_batch is not None else None, init_fn,
-                   batches if callable(batches) else None, int(num_repeats))
+                   batches if callable(batches) else None, int(num_repeats),
+                   progress if not from_host else None)
   hyper = _Hyper(jnp.asarray(lrs_host, dtype), jnp.asarray(smoothing, dtype), jnp.asarray(diverge_threshold, dtype),
                  validation_batch)
   if from_host:
