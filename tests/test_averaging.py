@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-import reference_optimizers as ref
+import reference as ref
 from lrtools.optimizers import current_hyperparams, momentum
 from lrtools.transforms import averaged_params, ema_params, polyak_params
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference_optimizers as ref
+import reference as ref
 from lrtools import optimizers as lo
 
 DIM, STEPS = 6, 300

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import reference_optimizers as ref
+import reference as ref
 from lrtools.optimizers import current_hyperparams, sgd
 from lrtools.transforms import plateau_scale, reduce_on_plateau
 

@@ -1,0 +1,193 @@
+"""LR range test speed: lrtools vs a Python-loop JAX finder vs torch-lr-finder, side by side in one run.
+
+Setup (the issue's): MLP 64-128-128-10 on digits, batch 64, SGD momentum 0.9, 100 steps from 1e-6 to 1.
+
+1. Per sweep: the sweep alone, everything compiled/warm, median of repeats.
+   - lrtools: ``lr_range_test`` (one compiled while_loop; the second call reuses the compiled program);
+   - python-loop: a jitted step called from a Python loop that reads each loss back (torch-lr-finder's shape);
+   - torch-lr-finder: ``LRFinder.range_test`` (only when torch and torch-lr-finder are installed:
+     ``pip install -e ".[bench]"``, torch pinned to the local CPU build).
+2. One-shot process wall time (import + data + compile + sweep + PNG), each a fresh subprocess:
+   - ``lrtools find-lr`` cold, and with a warm persistent compilation cache (``--cache-dir``);
+   - the equivalent torch-lr-finder script.
+
+Run: ``python benchmarks/bench_range_test.py [--processes 3]``; writes results/range_test.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+import lrtools as lrt  # noqa: E402
+from _timing import time_fn, write_results  # noqa: E402
+from lrtools import _demo  # noqa: E402
+
+START, END, STEPS, BATCH = 1e-6, 1.0, 100, 64
+HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "torch_lr_finder"))
+
+
+def setup():
+  ds = lrt.data.load_digits()
+  model = _demo.classifier("mlp", 10)
+  params = _demo.init_params(model, jax.random.key(0), ds.x_train)
+  batches = lrt.data.batches(ds.x_train, ds.y_train, BATCH, STEPS, 0)
+  return ds, model, params, batches, _demo.cross_entropy_loss(model)
+
+
+def lrtools_sweep(params, batches, loss):
+  def run():
+    return lrt.lr_range_test(loss, params, lambda lr: optax.sgd(lr, momentum=0.9), batches, start_lr=START,
+                             end_lr=END, num_steps=STEPS).losses
+  return run
+
+
+_FACTORY = None
+
+
+def python_loop_sweep(params, batches, loss):
+  """A plain JAX finder: jitted step, Python loop, loss read back each step for smoothing/divergence."""
+  tx = optax.inject_hyperparams(optax.sgd)(learning_rate=START, momentum=0.9)
+
+  @jax.jit
+  def step(params, opt_state, batch, lr):
+    opt_state.hyperparams["learning_rate"] = lr
+    value, grads = jax.value_and_grad(loss)(params, batch)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, value
+
+  lrs = lrt.finder.sweep_lrs(START, END, STEPS)
+  data = [{"x": jnp.asarray(batches["x"][i]), "y": jnp.asarray(batches["y"][i])} for i in range(STEPS)]
+
+  def run():
+    p, s = params, tx.init(params)
+    best = smoothed = None
+    losses = []
+    for i in range(STEPS):
+      p, s, value = step(p, s, data[i], lrs[i])
+      value = float(value)
+      smoothed = value if i == 0 else 0.05 * value + 0.95 * smoothed
+      best = smoothed if i == 0 else min(best, smoothed)
+      losses.append(value)
+      if smoothed > 5 * best:
+        break
+    return np.array(losses)
+  return run
+
+
+TORCH_SCRIPT = r'''
+import gzip, importlib.util, sys, time
+from pathlib import Path
+import numpy as np
+import torch
+from torch import nn
+from torch_lr_finder import LRFinder
+torch.manual_seed(0)
+spec = importlib.util.find_spec("sklearn")
+path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+table = np.loadtxt(path, delimiter=",")
+x, y = table[:, :-1], table[:, -1].astype(np.int64)
+x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1)
+data = torch.utils.data.TensorDataset(torch.tensor(x, dtype=torch.float32), torch.tensor(y))
+loader = torch.utils.data.DataLoader(data, batch_size=64, shuffle=True)
+model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+opt = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.9)
+finder = LRFinder(model, opt, nn.CrossEntropyLoss(), device="cpu")
+finder.range_test(loader, end_lr=1.0, num_iter=100, step_mode="exp")
+if len(sys.argv) > 1:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots()
+    finder.plot(ax=ax, suggest_lr=True)
+    fig.savefig(sys.argv[1])
+'''
+
+
+def torch_sweep():
+  import torch
+  from torch import nn
+  from torch_lr_finder import LRFinder
+
+  ds = lrt.data.load_digits()
+  data = torch.utils.data.TensorDataset(torch.tensor(ds.x_train), torch.tensor(ds.y_train, dtype=torch.int64))
+  loader = torch.utils.data.DataLoader(data, batch_size=BATCH, shuffle=True)
+
+  def run():
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(), nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=START, momentum=0.9)
+    finder = LRFinder(model, opt, nn.CrossEntropyLoss(), device="cpu")
+    finder.range_test(loader, end_lr=END, num_iter=STEPS, step_mode="exp")
+    return np.array(finder.history["loss"])
+  return run
+
+
+def wall(cmd, repeats, env=None) -> dict:
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env)
+    times.append(time.perf_counter() - start)
+  return {"median_s": statistics.median(times), "all_s": times}
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--processes", type=int, default=3, help="repeats of each whole-process run")
+  args = parser.parse_args()
+  _, _, params, batches, loss = setup()
+
+  per_sweep = {"lrtools": time_fn(lrtools_sweep(params, batches, loss), repeats=11),
+               "python_loop": time_fn(python_loop_sweep(params, batches, loss), repeats=11)}
+  if HAVE_TORCH:
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    per_sweep["torch_lr_finder"] = time_fn(torch_sweep(), repeats=11)
+
+  tmp = Path(tempfile.mkdtemp())
+  cli = [sys.executable, "-m", "lrtools.cli", "find-lr", "--start", str(START), "--end", str(END), "--steps",
+         str(STEPS), "--batch-size", str(BATCH), "--quiet", "--out", str(tmp / "lrtools.png")]
+  process = {"lrtools_cold": wall(cli, args.processes)}
+  cache = tmp / "jax-cache"
+  wall(cli + ["--cache-dir", str(cache)], 1)  # fills the cache
+  process["lrtools_warm_cache"] = wall(cli + ["--cache-dir", str(cache)], args.processes)
+  process["python_import_jax_optax_only"] = wall([sys.executable, "-c", "import jax, optax"], args.processes)
+  if HAVE_TORCH:
+    script = tmp / "torch_finder.py"
+    script.write_text(TORCH_SCRIPT)
+    process["torch_lr_finder"] = wall([sys.executable, str(script), str(tmp / "torch.png")], args.processes)
+    process["python_import_torch_only"] = wall([sys.executable, "-c", "import torch"], args.processes)
+
+  ratios = {}
+  if HAVE_TORCH:
+    ratios["per_sweep_speedup_vs_torch"] = per_sweep["torch_lr_finder"]["median_s"] / per_sweep["lrtools"]["median_s"]
+    for k in ("lrtools_cold", "lrtools_warm_cache"):
+      ratios[f"{k}_wall_vs_torch"] = process[k]["median_s"] / process["torch_lr_finder"]["median_s"]
+  ratios["per_sweep_speedup_vs_python_loop"] = (per_sweep["python_loop"]["median_s"]
+                                                / per_sweep["lrtools"]["median_s"])
+  results = {"setup": dict(start=START, end=END, steps=STEPS, batch=BATCH, model="mlp 64-128-128-10",
+                           optimizer="sgd momentum 0.9"), "per_sweep": per_sweep, "process": process,
+             "ratios": ratios}
+  ms = {k: v["median_s"] * 1e3 for k, v in per_sweep.items()}
+  summary = ("range test per sweep: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+             + "; process: " + ", ".join(f"{k} {v['median_s']:.2f} s" for k, v in process.items())
+             + "; " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
+  write_results("range_test", results, summary)
+
+
+if __name__ == "__main__":
+  main()
