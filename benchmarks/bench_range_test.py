@@ -49,14 +49,16 @@ def setup():
   return ds, model, params, batches, _demo.cross_entropy_loss(model)
 
 
+def momentum_sgd(lr):
+  return optax.sgd(lr, momentum=0.9)
+
+
 def lrtools_sweep(params, batches, loss):
+  # The same factory object each call, so the compiled program is reused (a fresh lambda would recompile).
   def run():
-    return lrt.lr_range_test(loss, params, lambda lr: optax.sgd(lr, momentum=0.9), batches, start_lr=START,
-                             end_lr=END, num_steps=STEPS).losses
+    return lrt.lr_range_test(loss, params, momentum_sgd, batches, start_lr=START, end_lr=END,
+                             num_steps=STEPS).losses
   return run
-
-
-_FACTORY = None
 
 
 def python_loop_sweep(params, batches, loss):

@@ -134,6 +134,10 @@ class _Progress:
 
 def _find_lr_command(args, extra: Sequence[str]) -> int:
   progress = _Progress(args.quiet)
+  if args.fast_compile and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    # Read when the backend starts (below): the sweep is tiny, so compile time dominates a one-shot run.
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0"
+                               " --xla_llvm_disable_expensive_passes=true").strip()
   if args.cache_dir:
     _enable_compilation_cache(args.cache_dir)
   import jax
@@ -148,7 +152,7 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
       dataset = data.load_fashion_mnist(args.data_path, flat=flat)
     model = _demo.classifier(args.model, dataset.num_classes)
     train = data.batches(dataset.x_train, dataset.y_train, args.batch_size, args.steps, args.seed)
-    params = _demo.init_params(model, jax.random.key(args.seed), dataset.x_train)
+    params = _demo.init_params_host(model, args.seed, dataset.x_train)
     loss = _demo.cross_entropy_loss(model)
     validation = {"x": dataset.x_valid, "y": dataset.y_valid} if args.validation else None
     progress.stage(f"compiling the sweep ({args.model}, {args.optimizer}, {args.steps} steps"
@@ -157,21 +161,22 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
         loss, params, _optimizer_factory(args.optimizer, args.momentum), train, start_lr=args.start,
         end_lr=args.end, num_steps=args.steps, mode=args.mode, smoothing=args.smoothing,
         diverge_threshold=args.diverge_threshold, num_repeats=args.repeats, key=jax.random.key(args.seed),
-        validation_batch=validation, progress=progress,
+        validation_batch=validation,
+        # A program with a host callback is never written to the persistent cache: no live bar with it.
+        progress=None if args.cache_dir or args.quiet else progress,
         init_fn=(lambda k: _demo.init_params(model, k, dataset.x_train)) if args.repeats > 1 else None)
   except (ValueError, FileNotFoundError, ImportError) as e:
     progress.close()
     print(f"lrtools find-lr: {e}", file=sys.stderr)
     return 2
   progress.close()
-  progress.stage("done")
+  progress.stage("swept; computing the suggestions")
   run = result.num_steps_run if args.repeats == 1 else int(max(result.num_steps_run))
   stopped = "diverged" if (result.diverged if args.repeats == 1 else any(result.diverged)) else "completed"
   print(f"range test on {dataset.name}: {args.model}, {args.optimizer}, lr {args.start:g} -> {args.end:g}, "
         f"{run}/{args.steps} steps ({stopped})")
-  suggestions = {}
+  suggestions = {method: lr for method, (lr, _) in result.suggestions().items()}
   for method in ("steepest", "minimum", "valley"):
-    suggestions[method] = result.suggest(method)
     line = f"  {method:<9} {suggestions[method]:.3g}"
     if args.repeats > 1:
       spread = result.suggestion_spread(method)
@@ -183,12 +188,14 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
                  "smoothed_losses": np.atleast_2d(result.smoothed_losses).tolist(),
                  "num_steps_run": np.atleast_1d(result.num_steps_run).tolist()}, f, allow_nan=True)
   if args.out:
-    import matplotlib
-    matplotlib.use("Agg")
-    ax = result.plot()
+    progress.stage("plotting")
+    from matplotlib.figure import Figure  # not pyplot: no GUI backend to import, a second saved
+    fig = Figure(figsize=(7, 4), layout="constrained")
+    ax = result.plot(ax=fig.add_subplot())
     ax.set_title(f"LR range test: {args.model} on {dataset.name}, {args.optimizer}")
-    ax.figure.savefig(args.out, dpi=120)
+    fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
+  progress.stage("done")
   return 0
 
 
@@ -215,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
   find.add_argument("--seed", type=int, default=0)
   find.add_argument("--cache-dir", help="keep JAX's persistent compilation cache here (a second run skips "
                     "compiling)")
+  find.add_argument("--no-fast-compile", dest="fast_compile", action="store_false",
+                    help="compile with XLA's full CPU optimisation (by default the CLI trades the speed of "
+                    "the tiny sweep for a faster compile)")
   find.add_argument("--json", help="also write the curve and the suggestions to this JSON file")
   find.add_argument("--quiet", action="store_true", help="no progress output")
   find.add_argument("--out", help="write the plot to this PNG file")

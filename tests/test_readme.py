@@ -14,8 +14,9 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
   assert blocks
+  session = {}  # the README reads as one session: later blocks use names from earlier ones
   for block in blocks:
-    exec(compile(block, "README.md", "exec"), {})
+    exec(compile(block, "README.md", "exec"), session)
 
 
 def test_readme_starts_with_the_two_commands():

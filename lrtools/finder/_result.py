@@ -9,12 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrtools._typing import check_one_of
-from lrtools.finder._suggest import METHODS, SUGGESTERS
-
-
-def _skips(method: str, num_steps: int) -> tuple[int, int]:
-  """The conventional windows: torch-lr-finder's (10, 5) for steepest, fastai's (n // 10, 5) otherwise."""
-  return (10, 5) if method == "steepest" else (num_steps // 10, 5)
+from lrtools.finder._suggest import METHODS, suggest_all, suggest_all_batched
 
 
 def _quiet(reduce, values, **kwargs):
@@ -71,13 +66,12 @@ class RangeTestResult(NamedTuple):
     median = self.median_losses
     return median, int(np.isfinite(median).sum())
 
-  def suggest_index(self, method: str = "valley") -> int:
-    """Index of the suggested point on the (median) smoothed curve; −1 when none is valid."""
-    check_one_of("RangeTestResult.suggest", "method", method, METHODS)
+  def suggestions(self) -> dict:
+    """``{method: (lr, index)}`` for every rule, from the (median) smoothed curve; index −1 and lr NaN
+    where the rule has no valid point. One compiled call computes all three."""
     curve, run = self._curve()
-    skip_start, skip_end = _skips(method, len(self.lrs))
-    _, index = SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(curve), run, skip_start, skip_end)
-    return int(index)
+    found = suggest_all(jnp.asarray(self.lrs), jnp.asarray(curve), run)
+    return {m: (float(lr), int(i)) for m, (lr, i) in found.items()}
 
   def suggest(self, method: str = "valley") -> float:
     r"""The suggested learning rate from the smoothed curve (the median curve over repeats).
@@ -89,19 +83,14 @@ class RangeTestResult(NamedTuple):
     See :mod:`lrtools.finder._suggest` for the exact rules.
     """
     check_one_of("RangeTestResult.suggest", "method", method, METHODS)
-    curve, run = self._curve()
-    skip_start, skip_end = _skips(method, len(self.lrs))
-    lr, _ = SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(curve), run, skip_start, skip_end)
-    return float(lr)
+    return self.suggestions()[method][0]
 
   def suggestion_spread(self, method: str = "valley") -> dict:
     """Each repeat's own suggestion, with their median, min and max (the spread across seeds)."""
     check_one_of("RangeTestResult.suggestion_spread", "method", method, METHODS)
-    skip_start, skip_end = _skips(method, len(self.lrs))
     curves = np.atleast_2d(self.smoothed_losses)
     runs = np.atleast_1d(self.num_steps_run)
-    each = np.array([float(SUGGESTERS[method](jnp.asarray(self.lrs), jnp.asarray(c), int(r), skip_start,
-                                              skip_end)[0]) for c, r in zip(curves, runs)])
+    each = np.asarray(suggest_all_batched(jnp.asarray(self.lrs), jnp.asarray(curves), jnp.asarray(runs))[method][0])
     return {"each": each, "median": float(_quiet(np.nanmedian, each)), "min": float(_quiet(np.nanmin, each)),
             "max": float(_quiet(np.nanmax, each))}
 

@@ -156,6 +156,16 @@ def suggest_valley(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, sk
   return _pick(lrs, pick, jnp.any(valid))
 
 
-# Compiled once per curve length, for RangeTestResult.suggest and the plot.
-SUGGESTERS = {name: jax.jit(rule) for name, rule in
-              [("steepest", suggest_steepest), ("minimum", suggest_minimum), ("valley", suggest_valley)]}
+def conventional_suggestions(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric) -> dict:
+  """All three rules with their conventional windows, ``{method: (lr, index)}``: torch-lr-finder's for
+  ``steepest`` (skip the first 10 and last 5 points), fastai's for ``minimum`` and ``valley`` (skip the
+  first ``n // 10`` and last 5)."""
+  n = losses.shape[-1]
+  return {"steepest": suggest_steepest(lrs, losses, num_steps_run, 10, 5),
+          "minimum": suggest_minimum(lrs, losses, num_steps_run, n // 10, 5),
+          "valley": suggest_valley(lrs, losses, num_steps_run, n // 10, 5)}
+
+
+# One compiled program for the three rules (three would triple the compile time of a one-shot run).
+suggest_all = jax.jit(conventional_suggestions)
+suggest_all_batched = jax.jit(jax.vmap(conventional_suggestions, in_axes=(None, 0, 0)))

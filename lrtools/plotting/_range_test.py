@@ -47,11 +47,11 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
     curve = result.median_losses
     ax.fill_between(lrs, low, high, color="tab:blue", alpha=0.2, label=f"band over {result.num_repeats} repeats")
     ax.plot(lrs, curve, color="tab:blue", lw=2, label="median smoothed loss")
+  found = result.suggestions()
   for method in suggestions:
-    index = result.suggest_index(method)
+    lr, index = found[method]
     if index < 0:
       continue
-    lr = result.suggest(method)
     marker, color = _MARKERS[method]
     ax.plot([lrs[index]], [curve[index]], marker=marker, color=color, ls="none", ms=8,
             label=f"{method}: {lr:.2e}")
