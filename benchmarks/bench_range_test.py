@@ -35,7 +35,7 @@ import optax  # noqa: E402
 
 import lrtools as lrt  # noqa: E402
 from _timing import time_fn, write_results  # noqa: E402
-from lrtools import _demo  # noqa: E402
+from lrtools import models  # noqa: E402
 
 START, END, STEPS, BATCH = 1e-6, 1.0, 100, 64
 HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "torch_lr_finder"))
@@ -43,10 +43,10 @@ HAVE_TORCH = all(importlib.util.find_spec(m) for m in ("torch", "torch_lr_finder
 
 def setup():
   ds = lrt.data.load_digits()
-  model = _demo.classifier("mlp", 10)
-  params = _demo.init_params(model, jax.random.key(0), ds.x_train)
+  model = models.classifier("mlp", 10)
+  params = models.init_params(model, jax.random.key(0), ds.x_train)
   batches = lrt.data.batches(ds.x_train, ds.y_train, BATCH, STEPS, 0)
-  return ds, model, params, batches, _demo.cross_entropy_loss(model)
+  return ds, model, params, batches, models.cross_entropy_loss(model)
 
 
 def momentum_sgd(lr):

@@ -142,7 +142,7 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
     _enable_compilation_cache(args.cache_dir)
   import jax
 
-  from lrtools import _demo, data, finder
+  from lrtools import data, finder, models
   progress.stage(f"loading {args.dataset}")
   flat = args.model == "mlp"
   try:
@@ -150,10 +150,10 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
       dataset = data.load_digits(seed=args.seed, flat=flat)
     else:
       dataset = data.load_fashion_mnist(args.data_path, flat=flat)
-    model = _demo.classifier(args.model, dataset.num_classes)
+    model = models.classifier(args.model, dataset.num_classes)
     train = data.batches(dataset.x_train, dataset.y_train, args.batch_size, args.steps, args.seed)
-    params = _demo.init_params_host(model, args.seed, dataset.x_train)
-    loss = _demo.cross_entropy_loss(model)
+    params = models.init_params_host(model, args.seed, dataset.x_train)
+    loss = models.cross_entropy_loss(model)
     validation = {"x": dataset.x_valid, "y": dataset.y_valid} if args.validation else None
     progress.stage(f"compiling the sweep ({args.model}, {args.optimizer}, {args.steps} steps"
                    f"{f', {args.repeats} repeats' if args.repeats > 1 else ''})")
@@ -164,7 +164,7 @@ def _find_lr_command(args, extra: Sequence[str]) -> int:
         validation_batch=validation,
         # A program with a host callback is never written to the persistent cache: no live bar with it.
         progress=None if args.cache_dir or args.quiet else progress,
-        init_fn=(lambda k: _demo.init_params(model, k, dataset.x_train)) if args.repeats > 1 else None)
+        init_fn=(lambda k: models.init_params(model, k, dataset.x_train)) if args.repeats > 1 else None)
   except (ValueError, FileNotFoundError, ImportError) as e:
     progress.close()
     print(f"lrtools find-lr: {e}", file=sys.stderr)

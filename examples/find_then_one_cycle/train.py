@@ -12,7 +12,7 @@ import numpy as np
 import optax
 
 import lrtools as lrt
-from lrtools import _demo
+from lrtools import models
 
 
 def accuracy(model, params, x, y) -> float:
@@ -23,9 +23,9 @@ def accuracy(model, params, x, y) -> float:
 def train_and_evaluate(config) -> dict:
   """Runs the range test, then trains; returns the suggestion, the curve's size and the accuracies."""
   ds = lrt.data.load_digits(seed=config.seed, flat=config.model == "mlp")
-  model = _demo.classifier(config.model, ds.num_classes)
-  loss = _demo.cross_entropy_loss(model)
-  params = _demo.init_params(model, jax.random.key(config.seed), ds.x_train)
+  model = models.classifier(config.model, ds.num_classes)
+  loss = models.cross_entropy_loss(model)
+  params = models.init_params(model, jax.random.key(config.seed), ds.x_train)
 
   # 1. Find: the range test on fresh parameters, with the optimizer we will train with.
   finder_batches = lrt.data.batches(ds.x_train, ds.y_train, config.batch_size, config.finder_steps, config.seed)

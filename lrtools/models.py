@@ -1,4 +1,4 @@
-"""The CLI's default models and loss: small Flax classifiers for the embedded datasets."""
+"""Small Flax classifiers for the embedded datasets: the default models of `lrtools find-lr` and the examples."""
 
 from __future__ import annotations
 
@@ -38,6 +38,15 @@ class CNN(nn.Module):
 
 
 def classifier(name: str, num_classes: int) -> nn.Module:
+  """``"mlp"`` (:class:`MLP`, 64-128-128-10 on digits) or ``"cnn"`` (:class:`CNN`) with ``num_classes`` outputs.
+
+  >>> import jax, jax.numpy as jnp
+  >>> from lrtools import models
+  >>> model = models.classifier("mlp", 10)
+  >>> params = models.init_params(model, jax.random.key(0), jnp.zeros((1, 64)))
+  >>> model.apply({"params": params}, jnp.zeros((2, 64))).shape
+  (2, 10)
+  """
   models = {"mlp": lambda: MLP(num_classes=num_classes), "cnn": lambda: CNN(num_classes=num_classes)}
   if name not in models:
     raise ValueError(f"`classifier(name=...)` must be one of 'mlp', 'cnn', got name={name!r}")
@@ -45,7 +54,10 @@ def classifier(name: str, num_classes: int) -> nn.Module:
 
 
 def cross_entropy_loss(model: nn.Module):
-  """``loss(params, batch)``: mean softmax cross-entropy of ``model`` on ``{"x": ..., "y": ...}``."""
+  r"""``loss(params, batch)``: mean softmax cross-entropy of ``model`` on ``{"x": ..., "y": ...}``.
+
+  .. math:: L = -\frac1B \sum_b \log \operatorname{softmax}(f(x_b))_{y_b}
+  """
   def loss(params, batch):
     logits = model.apply({"params": params}, batch["x"])
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
