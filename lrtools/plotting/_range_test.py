@@ -58,8 +58,10 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
     if method == "minimum":  # the suggestion is a tenth of the minimum's LR: show where it lands
       ax.axvline(lr, color=color, ls=":", lw=1)
   finite = curve[np.isfinite(curve)]
-  if finite.size:  # keep the divergence from squashing the interesting part
-    low, high = np.nanmin(finite), np.nanpercentile(finite, 95)
+  raw = np.ravel(result.losses)
+  raw = raw[np.isfinite(raw)]
+  if finite.size:  # keep the divergence from squashing the interesting part; show the raw dips
+    low, high = min(np.min(finite), np.min(raw) if raw.size else np.inf), np.percentile(finite, 95)
     pad = 0.1 * (high - low + 1e-12)
     ax.set_ylim(low - pad, max(high, finite[0]) + pad)
   ax.set_xscale("log")
