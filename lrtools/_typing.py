@@ -51,6 +51,14 @@ def check_nonnegative(call: str, name: str, value: Numeric) -> None:
     _fail(call, name, value, "must be non-negative")
 
 
+def check_integer(call: str, name: str, value: Any, minimum: int) -> None:
+  """Checks a concrete ``value`` is an integer ``>= minimum`` (tracers skip the check)."""
+  v = concrete(value)
+  if v is not None and not (np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= minimum)):
+    kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+    raise ValueError(f"`{call}({name}=...)` must be {kind}, got {name}={value!r}")
+
+
 def check_interval(call: str, name: str, value: Numeric, low: float, high: float,
                    low_closed: bool = True, high_closed: bool = False) -> None:
   """Checks ``low <= value < high`` (brackets chosen by ``low_closed``/``high_closed``)."""

@@ -139,6 +139,7 @@ def test_function_batches_and_repeats_equal_individual_runs():
                               key=k, init_fn=init_fn)
     np.testing.assert_allclose(together.losses[r], alone.losses, rtol=1e-10)
     assert together.num_steps_run[r] == alone.num_steps_run
+    assert together.suggestion_spread("valley")["each"][r] == pytest.approx(alone.suggest("valley"), nan_ok=True)
   spread = together.suggestion_spread("valley")
   assert spread["min"] <= together.suggest("valley") * 1.0001 or spread["min"] <= spread["median"]
   assert spread["min"] <= spread["median"] <= spread["max"] and spread["each"].shape == (3,)
@@ -204,6 +205,9 @@ def test_suggestions_are_jittable_and_vmappable():
 
 def test_result_suggest_uses_the_conventional_windows():
   res = run()
+  rebuilt = res._replace(run_suggestions=None)  # recomputed outside the sweep's program: the same answer
+  for method, (lr, index) in res.suggestions().items():
+    assert rebuilt.suggestions()[method] == (pytest.approx(lr), index)
   curve, n = res.smoothed_losses, res.num_steps_run
   assert res.suggest("steepest") == pytest.approx(res.lrs[ref.suggest_steepest(res.lrs, curve, n)])
   assert res.suggest("minimum") == pytest.approx(res.lrs[ref.suggest_minimum(curve, n, STEPS // 10, 5)] / 10)

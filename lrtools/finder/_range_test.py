@@ -13,6 +13,7 @@ import optax
 
 from lrtools._typing import check_callable, check_interval, check_one_of, check_positive
 from lrtools.finder._result import RangeTestResult
+from lrtools.finder._suggest import conventional_suggestions
 
 SWEEP_MODES = ("exponential", "linear")
 Batches = Any  # pytree of arrays with a leading step axis | (key, step) -> batch | iterable of batches
@@ -117,7 +118,7 @@ def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> SweepState:
+def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> tuple[SweepState, dict]:
   """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments."""
   num_steps = hyper.lrs.shape[0]
   size = None if data is None else _leading_size(data)
@@ -133,7 +134,9 @@ def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> SweepSta
 
       def get_batch(i):
         return jax.tree_util.tree_map(lambda x: x[order[i % size]], data)
-    return _run_loop(config, hyper, _init_state(config, hyper, start), get_batch, num_steps)
+    final = _run_loop(config, hyper, _init_state(config, hyper, start), get_batch, num_steps)
+    # In the same program: a separate one for the suggestions would cost a second compilation.
+    return final, conventional_suggestions(hyper.lrs, final.smoothed_losses, final.step)
 
   if config.num_repeats == 1:
     return one_sweep(key, False)
@@ -267,12 +270,13 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
                  validation_batch)
   if from_host:
     finals = _sweep_from_host(config, hyper, params, batches, int(chunk_size), progress)
+    suggestions = None
   else:
     if not callable(batches):
       _leading_size(batches)  # a clear error before tracing
-    finals = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
+    finals, suggestions = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
   return RangeTestResult.from_states(lrs_host, finals.losses, finals.smoothed_losses, finals.step,
-                                     finals.diverged)
+                                     finals.diverged, suggestions)
 
 
 def _is_array_tree(batches) -> bool:

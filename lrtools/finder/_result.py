@@ -28,19 +28,24 @@ class RangeTestResult(NamedTuple):
     smoothed_losses: the smoothed losses, same shape.
     num_steps_run: steps computed: an int, or ``(k,)``.
     diverged: whether the sweep stopped early: a bool, or ``(k,)``.
+    run_suggestions: each run's ``{method: (lr, index)}`` (arrays of ``(k,)`` with repeats), computed by
+      the sweep's own compiled program; ``None`` when the result was built otherwise.
   """
   lrs: np.ndarray
   losses: np.ndarray
   smoothed_losses: np.ndarray
   num_steps_run: int | np.ndarray
   diverged: bool | np.ndarray
+  run_suggestions: dict | None = None
 
   @classmethod
-  def from_states(cls, lrs, losses, smoothed, steps, diverged) -> "RangeTestResult":
+  def from_states(cls, lrs, losses, smoothed, steps, diverged, suggestions=None) -> "RangeTestResult":
     steps, diverged = np.asarray(steps), np.asarray(diverged)
     if steps.ndim == 0:
       steps, diverged = int(steps), bool(diverged)
-    return cls(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), steps, diverged)
+    if suggestions is not None:
+      suggestions = {m: (np.asarray(lr), np.asarray(i)) for m, (lr, i) in suggestions.items()}
+    return cls(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), steps, diverged, suggestions)
 
   @property
   def num_repeats(self) -> int:
@@ -69,8 +74,11 @@ class RangeTestResult(NamedTuple):
   def suggestions(self) -> dict:
     """``{method: (lr, index)}`` for every rule, from the (median) smoothed curve; index −1 and lr NaN
     where the rule has no valid point. One compiled call computes all three."""
-    curve, run = self._curve()
-    found = suggest_all(jnp.asarray(self.lrs), jnp.asarray(curve), run)
+    if self.num_repeats == 1 and self.run_suggestions is not None:
+      found = self.run_suggestions
+    else:
+      curve, run = self._curve()
+      found = suggest_all(jnp.asarray(self.lrs), jnp.asarray(curve), run)
     return {m: (float(lr), int(i)) for m, (lr, i) in found.items()}
 
   def suggest(self, method: str = "valley") -> float:
@@ -88,9 +96,12 @@ class RangeTestResult(NamedTuple):
   def suggestion_spread(self, method: str = "valley") -> dict:
     """Each repeat's own suggestion, with their median, min and max (the spread across seeds)."""
     check_one_of("RangeTestResult.suggestion_spread", "method", method, METHODS)
-    curves = np.atleast_2d(self.smoothed_losses)
-    runs = np.atleast_1d(self.num_steps_run)
-    each = np.asarray(suggest_all_batched(jnp.asarray(self.lrs), jnp.asarray(curves), jnp.asarray(runs))[method][0])
+    if self.run_suggestions is not None:
+      each = np.atleast_1d(self.run_suggestions[method][0])
+    else:
+      curves = np.atleast_2d(self.smoothed_losses)
+      runs = np.atleast_1d(self.num_steps_run)
+      each = np.asarray(suggest_all_batched(jnp.asarray(self.lrs), jnp.asarray(curves), jnp.asarray(runs))[method][0])
     return {"each": each, "median": float(_quiet(np.nanmedian, each)), "min": float(_quiet(np.nanmin, each)),
             "max": float(_quiet(np.nanmax, each))}
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrtools._typing import ScalarOrSchedule, check_nonnegative, concrete, resolve
+from lrtools._typing import ScalarOrSchedule, check_nonnegative, resolve
 
 
 def check(checker: Callable[..., None], call: str, name: str, value: Any, *args: Any) -> None:
@@ -23,14 +23,6 @@ def check(checker: Callable[..., None], call: str, name: str, value: Any, *args:
   own factories; their values are only known at run time)."""
   if not callable(value):
     checker(call, name, value, *args)
-
-
-def check_integer(call: str, name: str, value: Any, minimum: int) -> None:
-  """Checks a concrete ``value`` is an integer ``>= minimum`` (tracers skip the check)."""
-  v = concrete(value)
-  if v is not None and not (np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= minimum)):
-    kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-    raise ValueError(f"`{call}({name}=...)` must be {kind}, got {name}={value!r}")
 
 
 def state_dtype() -> jnp.dtype:

@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import Numeric, ScalarOrSchedule, check_interval
-from lrtools.optimizers._hyperparams import (check, check_integer, decay_product, like, resolve_all,
+from lrtools._typing import Numeric, ScalarOrSchedule, check_integer, check_interval
+from lrtools.optimizers._hyperparams import (check, decay_product, like, resolve_all,
                                              state_dtype, zero_count)
 
 

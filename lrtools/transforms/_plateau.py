@@ -16,8 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import Numeric, check_interval, check_nonnegative, check_one_of
-from lrtools.optimizers._hyperparams import check_integer, like, state_dtype, zero_count
+from lrtools._typing import Numeric, check_integer, check_interval, check_nonnegative, check_one_of
+from lrtools.optimizers._hyperparams import like, state_dtype, zero_count
 
 
 class ReduceOnPlateauState(NamedTuple):
