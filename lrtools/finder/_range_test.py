@@ -252,9 +252,9 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
     check_callable(call, "init_fn", init_fn)
 
   key = jax.random.key(0) if key is None else key
-  dtype = jnp.result_type(float, *jax.tree_util.tree_leaves(params))
-  if not jnp.issubdtype(dtype, jnp.floating):
-    dtype = jnp.result_type(float)
+  # Learning rates and losses are recorded in at least float32 (a bfloat16 sweep would round 1e-7 → 10
+  # to a handful of distinct values), in float64 when the parameters are.
+  dtype = jnp.promote_types(jnp.result_type(float, *jax.tree_util.tree_leaves(params)), jnp.float32)
   lrs_host = sweep_lrs(float(start_lr), float(end_lr), int(num_steps), mode)
   if validation_batch is not None and validation_loss_fn is None:
     validation_loss_fn = (lambda p, b: loss_fn(p, b)[0]) if has_aux else loss_fn
