@@ -47,3 +47,15 @@ def test_console_script_with_compilation_cache(tmp_path):
 def test_find_lr_rejects_unknown_choices(bad):
   with pytest.raises(SystemExit):
     cli.main(["find-lr", *bad])
+
+
+def test_plot_falls_back_to_this_process_when_the_worker_fails(tmp_path):
+  import numpy as np
+
+  import lrtools as lrt
+  lrs = np.logspace(-5, 0, 40)
+  loss = 2 - np.tanh(np.log10(lrs) + 3)
+  result = lrt.RangeTestResult(lrs, loss, loss, 40, False)
+  broken = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], stdin=subprocess.PIPE)
+  cli._plot_range_test(result, str(tmp_path / "fallback.png"), "t", broken)
+  assert (tmp_path / "fallback.png").read_bytes()[:4] == b"\x89PNG"

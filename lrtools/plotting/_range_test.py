@@ -1,10 +1,16 @@
-"""Plot of a range test: loss against log learning rate, with the suggestions marked."""
+"""Plot of a range test: loss against log learning rate, with the suggestions marked.
+
+This module imports nothing from lrtools at load time, so that ``lrtools find-lr`` can run it in a plotting
+worker process (``runpy.run_path``) that imports matplotlib while the main process imports JAX and compiles.
+"""
 
 from __future__ import annotations
 
-import numpy as np
+import pickle
+import sys
+from types import SimpleNamespace
 
-from lrtools.plotting._axes import get_axes
+import numpy as np
 
 _MARKERS = {"steepest": ("o", "tab:red"), "minimum": ("s", "tab:green"), "valley": ("D", "tab:purple")}
 
@@ -35,7 +41,9 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
   References:
     Smith 2017, fig. 3 (accuracy/loss against the learning rate); fastai ``lr_find``.
   """
-  ax = get_axes(ax)
+  if ax is None:
+    from lrtools.plotting._axes import get_axes
+    ax = get_axes(ax)
   lrs = result.lrs
   if result.num_repeats == 1:
     run = int(result.num_steps_run)
@@ -70,3 +78,27 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   return ax
+
+
+def plot_payload(result) -> dict:
+  """What :func:`plot_range_test` reads from a result, as plain NumPy data (picklable, no JAX needed)."""
+  many = result.num_repeats > 1
+  return {"lrs": result.lrs, "losses": result.losses, "smoothed_losses": result.smoothed_losses,
+          "num_steps_run": result.num_steps_run, "num_repeats": result.num_repeats,
+          "band": result.band if many else None, "median_losses": result.median_losses if many else None,
+          "suggestions": result.suggestions()}
+
+
+def serve() -> None:
+  """Plotting worker: imports matplotlib now, then draws the pickled ``(payload, path, title)`` from stdin."""
+  from matplotlib.figure import Figure
+  fig = Figure(figsize=(7, 4), layout="constrained")
+  ax = fig.add_subplot()
+  request = sys.stdin.buffer.read()
+  if not request:  # the main process gave up (an error, or no plot after all)
+    return
+  payload, path, title = pickle.loads(request)
+  found = payload.pop("suggestions")
+  plot_range_test(SimpleNamespace(**payload, suggestions=lambda: found), ax=ax)
+  ax.set_title(title)
+  fig.savefig(path, dpi=120)
