@@ -31,29 +31,37 @@ def _fail(call: str, name: str, value: Numeric, requirement: str) -> None:
   raise ValueError(f"`{call}({name}=...)` {requirement}, got {name}={value!r}")
 
 
-def check_finite(call: str, name: str, value: Numeric) -> None:
+def _numeric(call: str, name: str, value: Numeric) -> np.ndarray | None:
+  """``concrete(value)``, rejecting what is not a number (a string, ``None``) with a ValueError."""
   v = concrete(value)
+  if v is not None and not (v.dtype == bool or jnp.issubdtype(v.dtype, jnp.number)):  # bfloat16 is kind 'V'
+    _fail(call, name, value, "must be a real number or an array of them")
+  return v
+
+
+def check_finite(call: str, name: str, value: Numeric) -> None:
+  v = _numeric(call, name, value)
   if v is not None and not np.all(np.isfinite(v)):
     _fail(call, name, value, "must be finite")
 
 
 def check_positive(call: str, name: str, value: Numeric) -> None:
   check_finite(call, name, value)
-  v = concrete(value)
+  v = _numeric(call, name, value)
   if v is not None and not np.all(v > 0):
     _fail(call, name, value, "must be positive")
 
 
 def check_nonnegative(call: str, name: str, value: Numeric) -> None:
   check_finite(call, name, value)
-  v = concrete(value)
+  v = _numeric(call, name, value)
   if v is not None and not np.all(v >= 0):
     _fail(call, name, value, "must be non-negative")
 
 
 def check_integer(call: str, name: str, value: Any, minimum: int) -> None:
   """Checks a concrete ``value`` is an integer ``>= minimum`` (tracers skip the check)."""
-  v = concrete(value)
+  v = _numeric(call, name, value)
   if v is not None and not (np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= minimum)):
     kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
     raise ValueError(f"`{call}({name}=...)` must be {kind}, got {name}={value!r}")
@@ -62,7 +70,7 @@ def check_integer(call: str, name: str, value: Any, minimum: int) -> None:
 def check_interval(call: str, name: str, value: Numeric, low: float, high: float,
                    low_closed: bool = True, high_closed: bool = False) -> None:
   """Checks ``low <= value < high`` (brackets chosen by ``low_closed``/``high_closed``)."""
-  v = concrete(value)
+  v = _numeric(call, name, value)
   if v is None:
     return
   above = v >= low if low_closed else v > low
@@ -74,7 +82,7 @@ def check_interval(call: str, name: str, value: Numeric, low: float, high: float
 
 def check_le(call: str, low_name: str, low: Numeric, high_name: str, high: Numeric) -> None:
   """Checks ``low <= high`` for two arguments of the same call."""
-  lo, hi = concrete(low), concrete(high)
+  lo, hi = _numeric(call, low_name, low), _numeric(call, high_name, high)
   if lo is not None and hi is not None and not np.all(lo <= hi):
     raise ValueError(f"`{call}({low_name}=..., {high_name}=...)` needs {low_name} <= {high_name}, "
                      f"got {low_name}={low!r}, {high_name}={high!r}")
@@ -93,7 +101,7 @@ def check_callable(call: str, name: str, value: Any) -> None:
 
 def check_increasing(call: str, name: str, values: Numeric, strict: bool = True) -> None:
   """Checks a 1-D sequence is non-negative and (strictly) increasing."""
-  v = concrete(values)
+  v = _numeric(call, name, values)
   if v is None:
     return
   if v.ndim != 1:

@@ -41,6 +41,7 @@ SCHEDULES = {
 def _parse_params(tokens: Sequence[str], factory) -> dict:
   """``["--max-value", "0.1", "--milestones", "[10,20]"]`` -> ``{"max_value": 0.1, "milestones": [10, 20]}``."""
   accepted = list(inspect.signature(factory).parameters)
+  tokens = [part for token in tokens for part in (token.split("=", 1) if token.startswith("--") else [token])]
   params, i = {}, 0
   while i < len(tokens):
     token = tokens[i]

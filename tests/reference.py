@@ -143,7 +143,7 @@ def warmup(ts, schedule_values, warmup_steps, init_value):
 
 
 def range_test_linear(w, b, xs, ys, lrs, momentum=0.0, smoothing=0.05, debias=False, diverge_threshold=5.0,
-                      val=None):
+                      val=None, offset=0.0):
   """Range test of least squares ``mean((x·w + b − y)²)`` with heavy-ball SGD (``v = g + μv; θ −= η v``).
 
   ``xs, ys``: stacked batches, cycled. Returns (losses, smoothed, num_steps_run, diverged) with NaN after
@@ -157,13 +157,13 @@ def range_test_linear(w, b, xs, ys, lrs, momentum=0.0, smoothing=0.05, debias=Fa
   for i, lr in enumerate(lrs):
     x, y = xs[i % len(xs)], ys[i % len(ys)]
     r = x @ w + b - y
-    loss = float(np.mean(r ** 2))
+    loss = float(np.mean(r ** 2)) + offset
     gw, gb = 2 * x.T @ r / len(y), 2 * float(np.mean(r))
     vw, vb = gw + momentum * vw, gb + momentum * vb
     w, b = w - lr * vw, b - lr * vb
     if val is not None:
       vx, vy = val
-      loss = float(np.mean((vx @ w + b - vy) ** 2))
+      loss = float(np.mean((vx @ w + b - vy) ** 2)) + offset
     weight = smoothing if smoothing > 0 else 1.0
     if debias:
       avg = (1 - weight) * avg + weight * loss
@@ -173,7 +173,7 @@ def range_test_linear(w, b, xs, ys, lrs, momentum=0.0, smoothing=0.05, debias=Fa
       smooth = avg
     best = smooth if i == 0 else min(best, smooth)
     losses[i], smoothed[i] = loss, smooth
-    if not math.isfinite(loss) or smooth > diverge_threshold * best:
+    if not math.isfinite(loss) or smooth > best + (diverge_threshold - 1) * abs(best):
       return losses, smoothed, i + 1, True
   return losses, smoothed, n, False
 

@@ -42,6 +42,16 @@ def test_bad_parameter_value_is_reported(capsys):
   assert "cycle_steps" in capsys.readouterr().err
 
 
+def test_name_equals_value_form(capsys):
+  assert cli.main(["schedule", "cosine", "--init-value=0.1", "--decay-steps=10", "--steps", "20"]) == 0
+  assert "first 0.1" in capsys.readouterr().out
+
+
+def test_non_numeric_value_names_the_argument(capsys):
+  assert cli.main(["schedule", "cosine", "--init-value", "abc", "--decay-steps", "10"]) == 2
+  assert "init_value" in capsys.readouterr().err
+
+
 def test_unknown_parameter_is_rejected():
   with pytest.raises(SystemExit, match="no parameter 'foo'"):
     cli.main(["schedule", "sgdr", "--foo", "1"])

@@ -63,6 +63,15 @@ def test_whole_sweep_matches_numpy_loop(debias, smoothing):
   assert np.all(np.isnan(res.losses[num_run:]))
 
 
+def test_negative_losses_diverge_relative_to_the_magnitude_of_the_best():
+  res = lrt.lr_range_test(lambda p, b: mse(p, b) - 10.0, PARAMS, momentum_sgd, BATCHES, start_lr=1e-4,
+                          end_lr=10.0, num_steps=STEPS)
+  losses, _, num_run, diverged = ref.range_test_linear(np.zeros(D), 0.0, XS, YS, sweep_lrs(1e-4, 10.0, STEPS),
+                                                       momentum=0.9, offset=-10.0)
+  assert res.num_steps_run == num_run > 20 and res.diverged == diverged
+  np.testing.assert_allclose(res.losses, losses, rtol=1e-10)
+
+
 def test_validation_mode_records_the_loss_after_each_step_on_the_fixed_batch():
   vx, vy = XS[0] * 1.5, YS[0]
   res = run(validation_batch={"x": jnp.asarray(vx), "y": jnp.asarray(vy)}, diverge_threshold=4.0)
@@ -98,6 +107,40 @@ def test_params_are_not_modified_and_a_rerun_is_identical():
   first, second = run(), run()
   jax.tree_util.tree_map(np.testing.assert_array_equal, before, jax.tree_util.tree_map(np.asarray, PARAMS))
   np.testing.assert_array_equal(first.losses, second.losses)
+
+
+def test_repeated_calls_reuse_the_compiled_program():
+  from lrtools.finder import _range_test
+  aux = lambda p, b: (mse(p, b), None)  # noqa: E731
+  kwargs = dict(start_lr=1e-4, end_lr=1.0, num_steps=STEPS, has_aux=True,
+                validation_batch={"x": BATCHES["x"][0], "y": BATCHES["y"][0]})
+  lrt.lr_range_test(aux, PARAMS, momentum_sgd, BATCHES, **kwargs)
+  size = _range_test._device_sweep._cache_size()
+  lrt.lr_range_test(aux, PARAMS, momentum_sgd, BATCHES, **{**kwargs, "start_lr": 1e-5, "end_lr": 3.0})
+  assert _range_test._device_sweep._cache_size() == size
+  weak = [{"x": XS[i], "y": YS[i]} for i in range(STEPS)]
+  before = _range_test._chunk_sweep._cache_size()
+  lrt.lr_range_test(lambda w, b: jnp.mean((b["x"][:, 0] * w - b["y"]) ** 2), 0.0, momentum_sgd, weak,
+                    start_lr=1e-4, end_lr=1e-2, num_steps=STEPS, chunk_size=10)
+  assert _range_test._chunk_sweep._cache_size() == before + 1  # Python-scalar params: one program
+
+
+def test_an_iterable_that_is_empty_on_its_second_pass_raises():
+  class OnePass:
+    def __init__(self):
+      self.gen = ({"x": XS[i], "y": YS[i]} for i in range(4))
+
+    def __iter__(self):
+      return iter(self.gen)
+
+  with pytest.raises(ValueError, match="ran out after 4 batches"):
+    run(batches=OnePass(), chunk_size=3, end_lr=1e-3)
+
+
+def test_sweep_lrs_validates():
+  for args, arg in [((1e-3, 1.0, 1), "num_steps"), ((1e-3, 1.0, 3, "cosine"), "mode"), ((1.0, 0.1, 3), "start_lr")]:
+    with pytest.raises(ValueError, match=rf"`sweep_lrs\(.*{arg}=\.\.\."):
+      sweep_lrs(*args)
 
 
 def test_has_aux_and_lrtools_style_factories():
@@ -238,6 +281,7 @@ def test_plot_marks_the_suggestions(tmp_path):
     (dict(diverge_threshold=1.0), "diverge_threshold"),
     (dict(num_repeats=0), "num_repeats"),
     (dict(chunk_size=0), "chunk_size"),
+    (dict(chunk_size=2.5), "chunk_size"),
     (dict(batches={"x": jnp.ones((3, 2)), "y": jnp.ones((4,))}), "batches"),
     (dict(batches=[{"x": XS[0], "y": YS[0]}], num_repeats=2), "num_repeats"),
 ])

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrtools._typing import check_callable, check_interval, check_one_of, check_positive
+from lrtools._typing import check_callable, check_integer, check_interval, check_one_of, check_positive
 from lrtools.finder._result import RangeTestResult
 from lrtools.finder._suggest import conventional_suggestions
 
@@ -31,6 +31,16 @@ class SweepState(NamedTuple):
   smoothed_losses: jax.Array  # (num_steps,)
 
 
+def _check_sweep(call: str, start_lr, end_lr, num_steps, mode) -> None:
+  check_positive(call, "start_lr", start_lr)
+  check_positive(call, "end_lr", end_lr)
+  if not float(start_lr) < float(end_lr):
+    raise ValueError(f"`{call}(start_lr=..., end_lr=...)` needs start_lr < end_lr, got start_lr={start_lr!r}, "
+                     f"end_lr={end_lr!r}")
+  check_integer(call, "num_steps", num_steps, 2)
+  check_one_of(call, "mode", mode, SWEEP_MODES)
+
+
 def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exponential") -> np.ndarray:
   r"""The learning rates of a range test, computed in float64.
 
@@ -47,6 +57,8 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "expon
   References:
     Smith 2017, §3.3 (linear sweep); fastai / torch-lr-finder (exponential sweep).
   """
+  _check_sweep("sweep_lrs", start_lr, end_lr, num_steps, mode)
+  start_lr, end_lr, num_steps = float(start_lr), float(end_lr), int(num_steps)
   fraction = np.arange(num_steps, dtype=np.float64) / (num_steps - 1)
   if mode == "exponential":
     lrs = start_lr * (end_lr / start_lr) ** fraction
@@ -63,7 +75,8 @@ class _Config(NamedTuple):
   optimizer: Callable
   has_aux: bool
   debias: bool
-  validation_loss_fn: Callable | None
+  validate: bool  # record the loss on hyper.validation_batch after each step
+  validation_loss_fn: Callable | None  # None: loss_fn (its first output with has_aux)
   init_fn: Callable | None
   batch_fn: Callable | None  # batches given as (key, step) -> batch
   num_repeats: int
@@ -85,8 +98,12 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
   loss = loss[0] if config.has_aux else loss
   updates, opt_state = config.optimizer(hyper.lrs[i]).update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  if config.validation_loss_fn is not None:  # torch-lr-finder's val_loader: the loss after the step
-    loss = config.validation_loss_fn(params, hyper.validation_batch)
+  if config.validate:  # torch-lr-finder's val_loader: the loss after the step, on held-out data
+    if config.validation_loss_fn is not None:
+      loss = config.validation_loss_fn(params, hyper.validation_batch)
+    else:
+      loss = config.loss_fn(params, hyper.validation_batch)
+      loss = loss[0] if config.has_aux else loss
   loss = jnp.asarray(loss, state.losses.dtype)
   w = jnp.where(hyper.smoothing == 0, 1, hyper.smoothing).astype(loss.dtype)  # weight of the newest loss
   if config.debias:  # fastai: an EMA from zero, divided by 1 − (1 − w)^(i+1)
@@ -95,7 +112,9 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
   else:  # torch-lr-finder: starts at the first loss
     ema = smooth = jnp.where(i == 0, loss, w * loss + (1 - w) * state.smoothed)
   best = jnp.where(i == 0, smooth, jnp.minimum(state.best, smooth))
-  diverged = ~jnp.isfinite(loss) | (smooth > hyper.diverge_threshold * best)
+  # best + (threshold − 1)·|best| is threshold·best for positive losses and stays above best for negative
+  # ones (threshold·best would stop a negative loss at its first step).
+  diverged = ~jnp.isfinite(loss) | (smooth > best + (hyper.diverge_threshold - 1) * jnp.abs(best))
   if config.progress is not None:
     jax.debug.callback(config.progress, i + 1, hyper.lrs.shape[0])
   return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
@@ -114,7 +133,10 @@ def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
   nan = jnp.full(hyper.lrs.shape, jnp.nan, hyper.lrs.dtype)
   zero = jnp.zeros((), hyper.lrs.dtype)
   opt_state = config.optimizer(hyper.lrs[0]).init(params)
-  return SweepState(jnp.zeros((), jnp.int32), params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan)
+  state = SweepState(jnp.zeros((), jnp.int32), params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan)
+  # Strong types: a weakly typed leaf (a Python-scalar param) would be promoted by the loop and change the
+  # signature of the next chunk's call, recompiling it.
+  return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), state)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -178,7 +200,8 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
             \qquad\text{or}\qquad a_i = (1-w) a_{i-1} + w L_i,\ \bar L_i = a_i / (1 - (1-w)^{i+1})
 
   with :math:`w` = ``smoothing`` (0 disables smoothing). The sweep stops after step :math:`i` when
-  :math:`L_i` is not finite or :math:`\bar L_i > \text{diverge\_threshold} \cdot \min_{j \le i} \bar L_j`;
+  :math:`L_i` is not finite or :math:`\bar L_i > b + (\text{diverge\_threshold} - 1)\,|b|` with :math:`b = \min_{j \le i} \bar L_j`
+  (torch-lr-finder's :math:`\bar L_i > 5 b` for positive losses, still meaningful for negative ones);
   the remaining steps are not computed (``lax.while_loop`` over preallocated buffers, left NaN).
 
   The whole sweep is one compiled call when ``batches`` are arrays or a function; a Python iterable is fed
@@ -212,7 +235,8 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
     chunk_size: steps per host round trip for an iterable of batches.
     progress: optional host ``callback(steps_done, num_steps)``: called after each chunk of an iterable, or
       from inside the compiled loop after every step otherwise (``jax.debug.callback``; with repeats, once per
-      repeat and step). The first call comes once compilation is done.
+      repeat and loop iteration, a stopped repeat repeating its last step). The first call comes once
+      compilation is done.
 
   Returns:
     A :class:`RangeTestResult` with ``lrs``, ``losses``, ``smoothed_losses``, ``num_steps_run``,
@@ -234,20 +258,12 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   call = "lr_range_test"
   check_callable(call, "loss_fn", loss_fn)
   check_callable(call, "optimizer", optimizer)
-  check_positive(call, "start_lr", start_lr)
-  check_positive(call, "end_lr", end_lr)
-  if not float(start_lr) < float(end_lr):
-    raise ValueError(f"`{call}(start_lr=..., end_lr=...)` needs start_lr < end_lr, got start_lr={start_lr!r}, "
-                     f"end_lr={end_lr!r}")
-  if int(num_steps) != num_steps or num_steps < 2:
-    raise ValueError(f"`{call}(num_steps=...)` must be an integer >= 2, got num_steps={num_steps!r}")
-  check_one_of(call, "mode", mode, SWEEP_MODES)
+  _check_sweep(call, start_lr, end_lr, num_steps, mode)
   check_interval(call, "smoothing", smoothing, 0.0, 1.0)
   check_interval(call, "diverge_threshold", diverge_threshold, 1.0, float("inf"), low_closed=False,
                  high_closed=True)
-  if int(num_repeats) != num_repeats or num_repeats < 1:
-    raise ValueError(f"`{call}(num_repeats=...)` must be an integer >= 1, got num_repeats={num_repeats!r}")
-  check_positive(call, "chunk_size", chunk_size)
+  check_integer(call, "num_repeats", num_repeats, 1)
+  check_integer(call, "chunk_size", chunk_size, 1)
   if init_fn is not None:
     check_callable(call, "init_fn", init_fn)
 
@@ -256,14 +272,13 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   # to a handful of distinct values), in float64 when the parameters are.
   dtype = jnp.promote_types(jnp.result_type(float, *jax.tree_util.tree_leaves(params)), jnp.float32)
   lrs_host = sweep_lrs(float(start_lr), float(end_lr), int(num_steps), mode)
-  if validation_batch is not None and validation_loss_fn is None:
-    validation_loss_fn = (lambda p, b: loss_fn(p, b)[0]) if has_aux else loss_fn
   from_host = not (callable(batches) or _is_array_tree(batches))
   if from_host and (num_repeats > 1 or init_fn is not None):
     raise ValueError(f"`{call}(num_repeats=...)` > 1 and init_fn need batches as arrays or a function "
                      f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
-  config = _Config(loss_fn, optimizer, bool(has_aux), bool(debias),
-                   validation_loss_fn if validation_batch is not None else None, init_fn,
+  validate = validation_batch is not None
+  config = _Config(loss_fn, optimizer, bool(has_aux), bool(debias), validate,
+                   validation_loss_fn if validate else None, init_fn,
                    batches if callable(batches) else None, int(num_repeats),
                    progress if not from_host else None)
   hyper = _Hyper(jnp.asarray(lrs_host, dtype), jnp.asarray(smoothing, dtype), jnp.asarray(diverge_threshold, dtype),
@@ -291,15 +306,17 @@ def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progr
   num_steps = hyper.lrs.shape[0]
   state = _init_on_device(config, hyper, params)
   source = iter(batches)
-  done = 0
+  done, fresh = 0, True  # fresh: ``source`` has yielded nothing yet
   while done < num_steps and not bool(state.diverged):
     taken = list(itertools.islice(source, min(chunk_size, num_steps - done)))
     if not taken:
-      if done == 0 or iter(batches) is batches:  # empty, or a one-shot iterator that cannot be cycled
+      # Empty from the start (or again after a restart), or a one-shot iterator that cannot be cycled.
+      if fresh or iter(batches) is batches:
         raise ValueError(f"`lr_range_test(batches=...)` ran out after {done} batches of {num_steps}: pass "
                          "at least num_steps batches, or a re-iterable (a list or data loader)")
-      source = iter(batches)  # a re-iterable (list, data loader) is cycled, as torch-lr-finder does
+      source, fresh = iter(batches), True  # a re-iterable (list, data loader) is cycled, as torch-lr-finder does
       continue
+    fresh = False
     # Pad the last chunk to the chunk shape so that every chunk reuses one compiled program.
     padded = taken + [taken[-1]] * (chunk_size - len(taken))
     chunk = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
