@@ -63,8 +63,8 @@ def _reference(name, hp, x0=X0, noise=NOISE, steps=STEPS):
   return calls[name]()
 
 
-def trajectory(opt, x0=X0, noise=NOISE):
-  """Iterates of ``opt`` on the noisy quadratic, one jitted scan, shape (steps + 1, dim)."""
+def trajectory_jax(opt, x0=X0, noise=NOISE):
+  """Iterates of ``opt`` on the noisy quadratic as one scan, shape (steps + 1, dim); traceable (vmap)."""
   a = jnp.asarray(A)
 
   def body(carry, n):
@@ -73,12 +73,14 @@ def trajectory(opt, x0=X0, noise=NOISE):
     x = optax.apply_updates(x, updates)
     return (x, state), x
 
-  @jax.jit
-  def go(x0, noise):
-    _, xs = jax.lax.scan(body, (x0, opt.init(x0)), noise)
-    return jnp.concatenate([x0[None], xs])
+  x0 = jnp.asarray(x0)
+  _, xs = jax.lax.scan(body, (x0, opt.init(x0)), jnp.asarray(noise))
+  return jnp.concatenate([x0[None], xs])
 
-  return np.asarray(go(jnp.asarray(x0), jnp.asarray(noise)))
+
+def trajectory(opt, x0=X0, noise=NOISE):
+  """:func:`trajectory_jax`, jitted, as NumPy."""
+  return np.asarray(jax.jit(lambda x0, noise: trajectory_jax(opt, x0, noise))(jnp.asarray(x0), jnp.asarray(noise)))
 
 
 def _table(values):
@@ -210,21 +212,6 @@ def test_vmap_over_each_hyperparameter(name, key):
     np.testing.assert_allclose(batched[i], single(v)[0], rtol=1e-12, atol=1e-14)
   if key != "initial_accumulator_value":
     np.testing.assert_allclose(recorded, values)
-
-
-def trajectory_jax(opt):
-  """Like :func:`trajectory`, traceable (for use under vmap)."""
-  a = jnp.asarray(A)
-
-  def body(carry, n):
-    x, state = carry
-    updates, state = opt.update(a @ x + n, state, x)
-    x = optax.apply_updates(x, updates)
-    return (x, state), x
-
-  x0 = jnp.asarray(X0)
-  _, xs = jax.lax.scan(body, (x0, opt.init(x0)), jnp.asarray(NOISE))
-  return jnp.concatenate([x0[None], xs])
 
 
 def test_vmap_over_a_schedule_parameter():
