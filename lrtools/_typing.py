@@ -1,12 +1,17 @@
 """Shared types and construction-time argument checks.
 
-Every hyperparameter may be a Python number, a NumPy/JAX array or a tracer. The checks below run on the
-values that are concrete and silently skip tracers, so a factory can validate eagerly and still be called
-inside ``jax.jit``/``jax.vmap``.
+Every hyperparameter may be a Python number, a NumPy/JAX array of shape ``()`` or a tracer. The checks
+below reject what can never be right (a bool, a string, ``None``, a complex number, a vector where a
+scalar belongs: shapes and dtypes are known even for tracers) and check the values that are concrete,
+skipping tracers, so a factory validates eagerly and can still be called inside ``jax.jit``/``jax.vmap``.
+
+Every failure is a ``ValueError`` of one form: the call, the argument and the value,
+``\\`sgdr_schedule(cycle_steps=...)\\` must be positive, got cycle_steps=0``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence
 
 import jax
@@ -18,53 +23,89 @@ Schedule = optax.Schedule
 ScalarOrSchedule = optax.ScalarOrSchedule
 Numeric = Any  # float | int | np.ndarray | jax.Array | tracer
 
+INT32_MAX = 2**31 - 1  # every step count, period and milestone feeds int32 arithmetic
+
 
 def concrete(value: Numeric) -> np.ndarray | None:
   """``value`` as a NumPy array, or ``None`` when it is a tracer (its value is unknown until run time)."""
+  if isinstance(value, jax.core.Tracer):
+    return None
   try:
     return np.asarray(value)
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
     return None
 
 
-def _fail(call: str, name: str, value: Numeric, requirement: str) -> None:
+def fail(call: str, name: str, value: Any, requirement: str) -> None:
+  """Raises the one error form: ``\\`call(name=...)\\` requirement, got name=value``."""
   raise ValueError(f"`{call}({name}=...)` {requirement}, got {name}={value!r}")
 
 
-def _numeric(call: str, name: str, value: Numeric) -> np.ndarray | None:
-  """``concrete(value)``, rejecting what is not a number (a string, ``None``) with a ValueError."""
-  v = concrete(value)
-  if v is not None and not (v.dtype == bool or jnp.issubdtype(v.dtype, jnp.number)):  # bfloat16 is kind 'V'
-    _fail(call, name, value, "must be a real number or an array of them")
+def _is_bool(value: Any) -> bool:
+  return isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == np.dtype(bool)
+
+
+def _numeric(call: str, name: str, value: Numeric, ndim: int | None = 0) -> np.ndarray | None:
+  """``concrete(value)`` after rejecting what is not a real number (or, with ``ndim``, not of that rank).
+
+  Tracers are checked too (their dtype and shape are static); their values are not (``None`` returned).
+  """
+  if _is_bool(value):
+    fail(call, name, value, "must be a number, not a bool")
+  if isinstance(value, jax.core.Tracer):
+    dtype, shape, v = value.dtype, value.shape, None
+  else:
+    try:
+      v = np.asarray(value)
+    except (TypeError, ValueError):  # ragged sequences and other non-arrays
+      fail(call, name, value, "must be a real number")
+    dtype, shape = v.dtype, v.shape
+  if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
+    fail(call, name, value, "must be a real number" if ndim == 0 else "must be real numbers")
+  if ndim is not None and len(shape) != ndim:
+    fail(call, name, value, "must be a scalar (shape ())" if ndim == 0 else f"must be a {ndim}-D sequence")
   return v
+
+
+def check_number(call: str, name: str, value: Numeric) -> None:
+  """A real scalar (any value, ±inf and NaN included)."""
+  _numeric(call, name, value)
 
 
 def check_finite(call: str, name: str, value: Numeric) -> None:
   v = _numeric(call, name, value)
   if v is not None and not np.all(np.isfinite(v)):
-    _fail(call, name, value, "must be finite")
+    fail(call, name, value, "must be finite")
 
 
 def check_positive(call: str, name: str, value: Numeric) -> None:
   check_finite(call, name, value)
-  v = _numeric(call, name, value)
+  v = concrete(value)
   if v is not None and not np.all(v > 0):
-    _fail(call, name, value, "must be positive")
+    fail(call, name, value, "must be positive")
 
 
 def check_nonnegative(call: str, name: str, value: Numeric) -> None:
   check_finite(call, name, value)
-  v = _numeric(call, name, value)
+  v = concrete(value)
   if v is not None and not np.all(v >= 0):
-    _fail(call, name, value, "must be non-negative")
+    fail(call, name, value, "must be non-negative")
 
 
-def check_integer(call: str, name: str, value: Any, minimum: int) -> None:
-  """Checks a concrete ``value`` is an integer ``>= minimum`` (tracers skip the check)."""
-  v = _numeric(call, name, value)
-  if v is not None and not (np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= minimum)):
-    kind = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
-    raise ValueError(f"`{call}({name}=...)` must be {kind}, got {name}={value!r}")
+def check_integer(call: str, name: str, value: Any, minimum: int, maximum: int = INT32_MAX,
+                  ndim: int | None = 0) -> None:
+  """An integer (an integral float passes) in ``[minimum, maximum]``; ``maximum`` defaults to int32's."""
+  v = _numeric(call, name, value, ndim)
+  if v is None:
+    return
+  ok = np.all(np.isfinite(v)) and np.all(v == np.round(v)) and np.all(v >= minimum) and np.all(v <= maximum)
+  if not ok:
+    if maximum == INT32_MAX:
+      kind = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
+      kind += " that fits int32 (<= 2**31 - 1)"
+    else:
+      kind = f"an integer in [{minimum}, {maximum}]"
+    fail(call, name, value, f"must be {'' if ndim == 0 else 'made of '}{kind}")
 
 
 def check_interval(call: str, name: str, value: Numeric, low: float, high: float,
@@ -77,7 +118,7 @@ def check_interval(call: str, name: str, value: Numeric, low: float, high: float
   below = v <= high if high_closed else v < high
   if not (np.all(~np.isnan(v)) and np.all(above) and np.all(below)):  # ±inf fail unless a closed bound
     interval = f"{'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
-    _fail(call, name, value, f"must lie in {interval}")
+    fail(call, name, value, f"must lie in {interval}")
 
 
 def check_le(call: str, low_name: str, low: Numeric, high_name: str, high: Numeric) -> None:
@@ -88,36 +129,45 @@ def check_le(call: str, low_name: str, low: Numeric, high_name: str, high: Numer
                      f"got {low_name}={low!r}, {high_name}={high!r}")
 
 
+def check_flag(call: str, name: str, value: Any) -> None:
+  """A real bool: ``"False"``, ``0`` or ``None`` would otherwise be silently truthy or falsy."""
+  if not isinstance(value, (bool, np.bool_)):
+    fail(call, name, value, "must be True or False")
+
+
 def check_one_of(call: str, name: str, value: str, options: Sequence[str]) -> None:
-  if value not in options:
-    choices = ", ".join(repr(o) for o in options)
-    _fail(call, name, value, f"must be one of {choices}")
+  if not isinstance(value, str) or value not in options:
+    fail(call, name, value, f"must be one of {', '.join(repr(o) for o in options)}")
 
 
 def check_callable(call: str, name: str, value: Any) -> None:
   if not callable(value):
-    _fail(call, name, value, "must be callable")
+    fail(call, name, value, "must be callable")
 
 
-def check_increasing(call: str, name: str, values: Numeric, strict: bool = True) -> None:
-  """Checks a 1-D sequence is non-negative and (strictly) increasing."""
-  v = _numeric(call, name, values)
-  if v is None:
-    return
-  if v.ndim != 1:
-    _fail(call, name, values, "must be a 1-D sequence")
-  check_nonnegative(call, name, values)
-  steps = np.diff(v)
-  if not np.all(steps > 0 if strict else steps >= 0):
-    _fail(call, name, values, f"must be {'strictly ' if strict else ''}increasing")
+def check_regex(call: str, name: str, value: Any) -> None:
+  """A string that compiles as a regular expression."""
+  if not isinstance(value, str):
+    fail(call, name, value, "must be a string (a regular expression)")
+  try:
+    re.compile(value)
+  except re.error as e:
+    fail(call, name, value, f"must be a valid regular expression ({e})")
+
+
+def check_steps(call: str, name: str, values: Numeric) -> None:
+  """A 1-D sequence of strictly increasing step counts in ``[0, 2**31 − 1]`` (milestones, boundaries)."""
+  check_integer(call, name, values, 0, ndim=1)
+  v = concrete(values)
+  if v is not None and not np.all(np.diff(v) > 0):
+    fail(call, name, values, "must be strictly increasing")
 
 
 def float_dtype(*values: Numeric) -> jnp.dtype:
   """The float dtype of a computation on ``values``: float32 by default, float64 under x64, or the
-  dtype of the float arrays among ``values`` (a float16 input gives float16 output)."""
+  dtype of the float arrays among ``values`` (a bfloat16 input gives bfloat16 output)."""
   return jnp.result_type(float, *(v for v in values if not callable(v)))
 
 
-def resolve(value: ScalarOrSchedule, count: jax.Array) -> jax.Array:
-  """The value of a scalar-or-schedule hyperparameter at step ``count``."""
-  return value(count) if callable(value) else value
+def callable_name(fn: Callable) -> str:
+  return getattr(fn, "__qualname__", None) or type(fn).__name__

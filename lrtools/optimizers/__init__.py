@@ -9,6 +9,7 @@ moment estimates non-finite. Wrap an optimizer in ``optax.apply_if_finite(opt, m
 to skip such steps (the parameters and the inner state are then left unchanged).
 """
 
+from lrtools._hyperparams import current_hyperparams as current_hyperparams
 from lrtools.optimizers._adam import AdamState as AdamState
 from lrtools.optimizers._adam import adam as adam
 from lrtools.optimizers._adam import scale_by_adam as scale_by_adam
@@ -23,9 +24,8 @@ from lrtools.optimizers._adaptive import rmsprop as rmsprop
 from lrtools.optimizers._adaptive import scale_by_adadelta as scale_by_adadelta
 from lrtools.optimizers._adaptive import scale_by_adagrad as scale_by_adagrad
 from lrtools.optimizers._adaptive import scale_by_rmsprop as scale_by_rmsprop
-from lrtools.optimizers._hyperparams import ScaleByLearningRateState as ScaleByLearningRateState
-from lrtools.optimizers._hyperparams import current_hyperparams as current_hyperparams
-from lrtools.optimizers._hyperparams import scale_by_learning_rate as scale_by_learning_rate
+from lrtools.optimizers._learning_rate import ScaleByLearningRateState as ScaleByLearningRateState
+from lrtools.optimizers._learning_rate import scale_by_learning_rate as scale_by_learning_rate
 from lrtools.optimizers._sgd import MomentumState as MomentumState
 from lrtools.optimizers._sgd import momentum as momentum
 from lrtools.optimizers._sgd import nesterov as nesterov

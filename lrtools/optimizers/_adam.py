@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 
 from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative, check_positive
-from lrtools.optimizers._hyperparams import (check, decay_product, like, resolve_all,
-                                             scale_by_learning_rate, state_dtype, zero_count)
+from lrtools._hyperparams import (check, decay_product, like, resolve_all, state_dtype, zero_count)
+from lrtools.optimizers._learning_rate import scale_by_learning_rate
 
 
 class AdamState(NamedTuple):

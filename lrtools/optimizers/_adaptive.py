@@ -12,10 +12,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import (ScalarOrSchedule, check_interval, check_nonnegative, check_positive,
-                             resolve)
-from lrtools.optimizers._hyperparams import (check, like, resolve_all, scale_by_learning_rate,
-                                             zero_count)
+from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative, check_positive
+from lrtools._hyperparams import check, like, resolve, resolve_all, zero_count
+from lrtools.optimizers._learning_rate import scale_by_learning_rate
 
 
 class AdagradState(NamedTuple):

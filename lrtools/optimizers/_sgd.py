@@ -20,8 +20,8 @@ import jax
 import optax
 
 from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative
-from lrtools.optimizers._hyperparams import (check, like, resolve_all, scale_by_learning_rate,
-                                             zero_count)
+from lrtools._hyperparams import (check, like, resolve_all, zero_count)
+from lrtools.optimizers._learning_rate import scale_by_learning_rate
 
 
 class MomentumState(NamedTuple):

@@ -7,7 +7,7 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from lrtools._typing import (Numeric, Schedule, check_callable, check_increasing, check_nonnegative, concrete)
+from lrtools._typing import (Numeric, Schedule, check_callable, check_steps, check_nonnegative, concrete)
 from lrtools.schedules._arith import steps
 
 
@@ -84,7 +84,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
   if count is not None and count != len(schedules) - 1:
     raise ValueError(f"`{call}(boundaries=...)` needs len(schedules) - 1 = {len(schedules) - 1} boundaries, "
                      f"got boundaries={boundaries!r}")
-  check_increasing(call, "boundaries", boundaries)
+  check_steps(call, "boundaries", boundaries)
 
   def joined(step):
     marks = jnp.asarray(boundaries).reshape(-1)

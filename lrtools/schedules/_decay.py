@@ -10,7 +10,7 @@ from typing import Sequence
 
 import jax.numpy as jnp
 
-from lrtools._typing import (Numeric, Schedule, check_finite, check_increasing, check_interval, check_le,
+from lrtools._typing import (Numeric, Schedule, check_finite, check_steps, check_interval, check_le,
                              check_nonnegative, check_positive, float_dtype)
 from lrtools.schedules._arith import floor_div, steps
 
@@ -108,7 +108,7 @@ def multistep_schedule(init_value: Numeric, milestones: Sequence[Numeric] | Nume
   """
   call = "multistep_schedule"
   check_nonnegative(call, "init_value", init_value)
-  check_increasing(call, "milestones", milestones)
+  check_steps(call, "milestones", milestones)
   check_interval(call, "factor", factor, 0.0, 1.0, low_closed=False, high_closed=True)
   dtype = float_dtype(init_value, factor)
 

@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import optax
 
 from lrtools._typing import Numeric, ScalarOrSchedule, check_integer, check_interval
-from lrtools.optimizers._hyperparams import (check, decay_product, like, resolve_all,
-                                             state_dtype, zero_count)
+from lrtools._hyperparams import check, decay_product, first_state, like, resolve_all, state_dtype, zero_count
 
 
 class EmaParamsState(NamedTuple):
@@ -199,9 +198,5 @@ def averaged_params(opt_state: Any) -> optax.Params:
     >>> print(np.asarray(averaged_params(state)["w"]))
     [1. 1.]
   """
-  kinds = (EmaParamsState, PolyakParamsState)
-  for leaf in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, kinds)):
-    if isinstance(leaf, kinds):
-      return leaf.average
-  raise ValueError("`averaged_params(opt_state=...)` found no ema_params/polyak_params state; "
-                   "add one of them last in the optax.chain")
+  return first_state("averaged_params", opt_state, (EmaParamsState, PolyakParamsState),
+                     "ema_params/polyak_params state (add one last in the optax.chain)").average

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 
 from lrtools._typing import Numeric, check_le, check_nonnegative, check_one_of, check_positive, concrete
-from lrtools.optimizers._hyperparams import like, state_dtype, zero_count
+from lrtools._hyperparams import like, state_dtype, zero_count
 
 Multipliers = Union[Any, Callable[[str, jax.Array], Numeric]]
 Patterns = Sequence[Union[str, Sequence[str]]]

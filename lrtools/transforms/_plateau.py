@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import optax
 
 from lrtools._typing import Numeric, check_integer, check_interval, check_nonnegative, check_one_of
-from lrtools.optimizers._hyperparams import like, state_dtype, zero_count
+from lrtools._hyperparams import first_state, like, state_dtype, zero_count
 
 
 class ReduceOnPlateauState(NamedTuple):
@@ -174,8 +174,4 @@ def plateau_scale(opt_state: Any) -> jax.Array:
     >>> print(np.round(float(plateau_scale(state)), 4))
     0.1
   """
-  leaves = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, ReduceOnPlateauState))
-  for leaf in leaves:
-    if isinstance(leaf, ReduceOnPlateauState):
-      return leaf.scale
-  raise ValueError("`plateau_scale(opt_state=...)` found no ReduceOnPlateauState in the state")
+  return first_state("plateau_scale", opt_state, ReduceOnPlateauState, "ReduceOnPlateauState").scale
