@@ -156,10 +156,13 @@ def check_regex(call: str, name: str, value: Any) -> None:
 
 
 def check_steps(call: str, name: str, values: Numeric) -> None:
-  """A 1-D sequence of strictly increasing step counts in ``[0, 2**31 − 1]`` (milestones, boundaries)."""
-  check_integer(call, name, values, 0, ndim=1)
+  """A 1-D sequence (or one number) of strictly increasing step counts in ``[0, 2**31 − 1]`` (milestones,
+  boundaries)."""
+  if np.ndim(values) > 1:
+    fail(call, name, values, "must be a 1-D sequence")
+  check_integer(call, name, values, 0, ndim=None)
   v = concrete(values)
-  if v is not None and not np.all(np.diff(v) > 0):
+  if v is not None and not np.all(np.diff(v.reshape(-1)) > 0):
     fail(call, name, values, "must be strictly increasing")
 
 

@@ -7,8 +7,8 @@ from typing import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from lrtools._typing import (Numeric, Schedule, check_callable, check_steps, check_nonnegative, concrete)
-from lrtools.schedules._arith import steps
+from lrtools._typing import Numeric, Schedule, check_callable, check_integer, check_nonnegative, check_steps, concrete
+from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
 
 
 def warmup_schedule(schedule: Schedule, warmup_steps: Numeric, init_value: Numeric = 0.0) -> Schedule:
@@ -19,7 +19,7 @@ def warmup_schedule(schedule: Schedule, warmup_steps: Numeric, init_value: Numer
 
   Args:
     schedule: any schedule ``count -> value``.
-    warmup_steps: :math:`W \ge 0`; 0 returns ``schedule`` unchanged in value.
+    warmup_steps: :math:`W \ge 0`, an integer; 0 returns ``schedule`` unchanged in value.
     init_value: the value at step 0, :math:`\ge 0`.
 
   Returns:
@@ -37,15 +37,19 @@ def warmup_schedule(schedule: Schedule, warmup_steps: Numeric, init_value: Numer
   """
   call = "warmup_schedule"
   check_callable(call, "schedule", schedule)
-  check_nonnegative(call, "warmup_steps", warmup_steps)
+  check_integer(call, "warmup_steps", warmup_steps, 0)
   check_nonnegative(call, "init_value", init_value)
 
   def warmed(count):
-    after = schedule(jnp.maximum(count - warmup_steps, 0))
-    peak = schedule(jnp.zeros_like(count))
-    t = steps(count, after.dtype)
-    fraction = t / jnp.maximum(jnp.asarray(warmup_steps, after.dtype), 1)
-    return jnp.where(t < warmup_steps, init_value + (peak - init_value) * fraction, after)
+    t = int_steps(count)
+    warm = as_steps(warmup_steps, t.dtype)
+    after = schedule(jnp.maximum(t - warm, 0))
+    peak = schedule(jnp.zeros_like(t))
+    cdt = compute_dtype(after.dtype)
+    fraction = t.astype(cdt) / jnp.maximum(warm, 1).astype(cdt)
+    start = jnp.asarray(init_value, cdt)
+    ramp = start + (peak.astype(cdt) - start) * fraction
+    return jnp.where(t < warm, ramp.astype(after.dtype), after)
 
   return warmed
 
@@ -59,7 +63,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
 
   Args:
     schedules: ``n ≥ 1`` schedules.
-    boundaries: ``n − 1`` non-negative, strictly increasing steps (may be a traced array).
+    boundaries: ``n − 1`` strictly increasing integer steps in [0, 2**31 − 1] (may be a traced array).
 
   Returns:
     A schedule ``count -> value``.
@@ -87,10 +91,13 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
   check_steps(call, "boundaries", boundaries)
 
   def joined(step):
-    marks = jnp.asarray(boundaries).reshape(-1)
-    offsets = jnp.concatenate([jnp.zeros((1,), marks.dtype), marks])
-    index = jnp.sum(jnp.asarray(step)[..., None] >= marks, axis=-1)
-    values = jnp.stack([s(jnp.maximum(step - offsets[i], 0)) for i, s in enumerate(schedules)], axis=-1)
+    t = int_steps(step)
+    marks = as_steps(boundaries, t.dtype).reshape(-1)
+    offsets = jnp.concatenate([jnp.zeros((1,), t.dtype), marks])
+    index = jnp.sum(t[..., None] >= marks, axis=-1)
+    parts = [s(jnp.maximum(t - offsets[i], 0)) for i, s in enumerate(schedules)]
+    dtype = jnp.result_type(*parts)
+    values = jnp.stack([p.astype(dtype) for p in parts], axis=-1)
     return jnp.take_along_axis(values, index[..., None], axis=-1)[..., 0]
 
   return joined

@@ -5,34 +5,39 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from lrtools._typing import (Numeric, Schedule, check_interval, check_le, check_nonnegative, check_one_of,
-                             check_positive, concrete, float_dtype)
-from lrtools.schedules._arith import floor_div, steps
+from lrtools._typing import (INT32_MAX, Numeric, Schedule, check_flag, check_integer, check_interval, check_le,
+                             check_nonnegative, check_one_of, concrete, float_dtype)
+from lrtools.schedules._arith import as_steps, compute_dtype, int_steps, offset, split_real
 
 CYCLICAL_MODES = ("triangular", "triangular2", "exp_range")
 ANNEAL_MODES = ("cos", "linear")
 
 
 def _check_cycle(call: str, step_size_up, step_size_down, mode: str, gamma) -> None:
-  check_positive(call, "step_size_up", step_size_up)
-  check_positive(call, "step_size_down", step_size_down)
+  check_integer(call, "step_size_up", step_size_up, 1)
+  check_integer(call, "step_size_down", step_size_down, 1)
+  up, down = concrete(step_size_up), concrete(step_size_down)
+  if up is not None and down is not None and int(up) + int(down) > INT32_MAX:
+    raise ValueError(f"`{call}(step_size_up=..., step_size_down=...)` needs a cycle that fits int32 "
+                     f"(up + down <= 2**31 - 1), got step_size_up={step_size_up!r}, "
+                     f"step_size_down={step_size_down!r}")
   check_one_of(call, "mode", mode, CYCLICAL_MODES)
   check_interval(call, "gamma", gamma, 0.0, 1.0, low_closed=False, high_closed=True)
 
 
-def _cycle_height(count, step_size_up, step_size_down, mode, gamma, dtype) -> jnp.ndarray:
+def _cycle_height(count, step_size_up, step_size_down, mode, gamma, cdt) -> jnp.ndarray:
   """Fraction of the amplitude reached at ``count``: a triangle in [0, 1] times the mode's scaling."""
-  t = steps(count, dtype)
-  up = jnp.asarray(step_size_up, dtype)
-  down = jnp.asarray(step_size_down, dtype)
+  t = int_steps(count)
+  up, down = as_steps(step_size_up, t.dtype), as_steps(step_size_down, t.dtype)
   period = up + down
-  completed = floor_div(t, period)  # = cycle − 1 in Smith's notation
-  position = t - completed * period  # exact for integer steps
-  triangle = jnp.where(position <= up, position / up, (period - position) / down)
+  completed = t // period  # = cycle − 1 in Smith's notation; integer, so exact for every int32 step
+  position = t - completed * period
+  rising = position <= up
+  triangle = jnp.where(rising, position, period - position).astype(cdt) / jnp.where(rising, up, down).astype(cdt)
   if mode == "triangular2":
-    return triangle * 0.5 ** completed
+    return triangle * jnp.asarray(0.5, cdt) ** completed.astype(cdt)
   if mode == "exp_range":
-    return triangle * jnp.asarray(gamma, dtype) ** t
+    return triangle * jnp.asarray(gamma, cdt) ** t.astype(cdt)
   return triangle
 
 
@@ -51,12 +56,13 @@ def cyclical_schedule(base_value: Numeric, max_value: Numeric, step_size_up: Num
   with :math:`a_t = 1` (triangular), :math:`2^{-c}` (triangular2) or :math:`\gamma^t` (exp_range). For
   :math:`s_{up} = s_{down} = s` this is Smith's ``cycle = ⌊1 + t/2s⌋, x = |t/s − 2 cycle + 1|,
   η = base + (max − base)·max(0, 1 − x)``, and it matches the widely used CyclicLR at every step. Phase
-  changes use exact integer arithmetic, so they land on the right step in float32 too.
+  changes use integer arithmetic, so they land on the right step for every int32 step (0 … 2**31 − 1), in
+  float32 and bfloat16 too.
 
   Args:
     base_value: lower bound :math:`\eta_{base} \ge 0`.
     max_value: upper bound :math:`\eta_{max} \ge \eta_{base}`.
-    step_size_up: steps from base to max (Smith: 2–10 epochs of iterations), positive.
+    step_size_up: integer steps from base to max (Smith: 2–10 epochs of iterations), >= 1; up + down must fit int32.
     step_size_down: steps from max back to base; defaults to ``step_size_up``.
     mode: ``"triangular"``, ``"triangular2"`` (amplitude halves each cycle) or ``"exp_range"``.
     gamma: :math:`\gamma \in (0, 1]`, the per-step amplitude decay of exp_range.
@@ -80,10 +86,12 @@ def cyclical_schedule(base_value: Numeric, max_value: Numeric, step_size_up: Num
   check_le(call, "base_value", base_value, "max_value", max_value)
   _check_cycle(call, step_size_up, step_size_down, mode, gamma)
   dtype = float_dtype(base_value, max_value, gamma)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    height = _cycle_height(count, step_size_up, step_size_down, mode, gamma, dtype)
-    return base_value + (max_value - jnp.asarray(base_value, dtype)) * height
+    height = _cycle_height(count, step_size_up, step_size_down, mode, gamma, cdt)
+    base, high = jnp.asarray(base_value, cdt), jnp.asarray(max_value, cdt)
+    return (base + (high - base) * height).astype(dtype)
 
   return schedule
 
@@ -102,7 +110,7 @@ def cyclical_momentum_schedule(base_momentum: Numeric, max_momentum: Numeric, st
   Args:
     base_momentum: lowest momentum, in [0, 1).
     max_momentum: highest momentum, in [base_momentum, 1).
-    step_size_up: steps while momentum falls (the LR rises), positive.
+    step_size_up: integer steps while momentum falls (the LR rises), >= 1.
     step_size_down: steps while momentum rises; defaults to ``step_size_up``.
     mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
     gamma: :math:`\gamma \in (0, 1]` for exp_range.
@@ -126,16 +134,24 @@ def cyclical_momentum_schedule(base_momentum: Numeric, max_momentum: Numeric, st
   check_le(call, "base_momentum", base_momentum, "max_momentum", max_momentum)
   _check_cycle(call, step_size_up, step_size_down, mode, gamma)
   dtype = float_dtype(base_momentum, max_momentum, gamma)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    height = _cycle_height(count, step_size_up, step_size_down, mode, gamma, dtype)
-    return max_momentum - (max_momentum - jnp.asarray(base_momentum, dtype)) * height
+    height = _cycle_height(count, step_size_up, step_size_down, mode, gamma, cdt)
+    base, high = jnp.asarray(base_momentum, cdt), jnp.asarray(max_momentum, cdt)
+    return (high - (high - base) * height).astype(dtype)
 
   return schedule
 
 
-def _phase_ends(total_steps, pct_start, three_phase: bool) -> list:
-  """Last step of each phase, as OneCycleLR places them (real numbers, not rounded)."""
+def _phase_ends(total_steps, pct_start, three_phase: bool, cdt=jnp.float32) -> list:
+  """Last step of each phase, as OneCycleLR places them (real numbers, not rounded): in float64 on the
+  host when the arguments are concrete, in ``cdt`` when traced."""
+  total, pct = concrete(total_steps), concrete(pct_start)
+  if total is not None and pct is not None:
+    total_steps, pct_start = np.float64(total), np.float64(pct)
+  else:
+    total_steps, pct_start = jnp.asarray(total_steps, cdt), jnp.asarray(pct_start, cdt)
   warm = pct_start * total_steps - 1
   if three_phase:
     return [warm, 2 * pct_start * total_steps - 2, total_steps - 1]
@@ -143,31 +159,41 @@ def _phase_ends(total_steps, pct_start, three_phase: bool) -> list:
 
 
 def _check_one_cycle(call: str, total_steps, pct_start, anneal: str, three_phase: bool) -> None:
-  check_positive(call, "total_steps", total_steps)
+  check_integer(call, "total_steps", total_steps, 1)
   check_interval(call, "pct_start", pct_start, 0.0, 1.0, low_closed=False)
   check_one_of(call, "anneal", anneal, ANNEAL_MODES)
+  check_flag(call, "three_phase", three_phase)
   total, pct = concrete(total_steps), concrete(pct_start)
   if total is None or pct is None:
     return
-  ends = [np.zeros(())] + [np.asarray(e, np.float64) for e in _phase_ends(total, pct, three_phase)]
+  ends = [np.zeros(())] + [np.asarray(e, np.float64) for e in _phase_ends(total, pct, bool(three_phase))]
   if not all(np.all(b > a) for a, b in zip(ends, ends[1:])):
     raise ValueError(f"`{call}(total_steps=..., pct_start=...)` leaves a phase without steps, "
                      f"got total_steps={total_steps!r}, pct_start={pct_start!r}")
 
 
 def _anneal_phases(count, ends, values, anneal: str, dtype) -> jnp.ndarray:
-  """Anneals between ``values[i]`` and ``values[i+1]`` over phase i, which ends at ``ends[i]``."""
-  t = steps(count, dtype)
-  ends = jnp.stack([jnp.asarray(e, dtype) for e in ends])
-  values = jnp.stack([jnp.asarray(v, dtype) for v in values])
-  phase = jnp.sum(t[..., None] > ends[:-1], axis=-1)  # OneCycleLR: the first phase with t <= end
-  start = jnp.where(phase > 0, ends[jnp.maximum(phase - 1, 0)], 0)
-  length = ends[phase] - start
-  pct = jnp.clip((t - start) / jnp.where(length > 0, length, 1), 0, 1)  # holds the last value after the end
+  """Anneals between ``values[i]`` and ``values[i+1]`` over phase i, which ends at the real step ``ends[i]``.
+
+  The phase is chosen by integer comparisons (``t > e`` iff ``t > ⌊e⌋``) and the position in it is
+  ``t − start`` with the integer parts subtracted first, so both are exact for every int32 step.
+  """
+  cdt = compute_dtype(dtype)
+  t = int_steps(count)
+  parts = [split_real(e, cdt) for e in [0, *ends]]
+  whole = jnp.stack([w for w, _ in parts])
+  frac = jnp.stack([f for _, f in parts])
+  values = jnp.stack([jnp.asarray(v, cdt) for v in values])
+  phase = jnp.sum(t[..., None] > whole[1:-1].astype(t.dtype), axis=-1)  # OneCycleLR: first phase with t <= end
+  position = offset(t, whole[phase], frac[phase], cdt)
+  length = (whole[phase + 1] - whole[phase]).astype(cdt) + (frac[phase + 1] - frac[phase])
+  pct = jnp.clip(position / jnp.where(length > 0, length, 1), 0, 1)  # holds the last value after the end
   begin, finish = values[phase], values[phase + 1]
   if anneal == "cos":
-    return finish + (begin - finish) / 2 * (jnp.cos(jnp.pi * pct) + 1)
-  return (1 - pct) * begin + pct * finish  # exact at both ends, unlike begin + (finish − begin)·pct
+    out = finish + (begin - finish) / 2 * (jnp.cos(jnp.pi * pct) + 1)
+  else:
+    out = (1 - pct) * begin + pct * finish  # exact at both ends, unlike begin + (finish − begin)·pct
+  return out.astype(dtype)
 
 
 def one_cycle_schedule(total_steps: Numeric, max_value: Numeric, pct_start: Numeric = 0.3,
@@ -182,10 +208,12 @@ def one_cycle_schedule(total_steps: Numeric, max_value: Numeric, pct_start: Nume
 
   .. math:: \text{cos: } b + \tfrac{a - b}{2}(1 + \cos \pi x), \qquad \text{linear: } a + (b - a)\,x
 
-  The value holds :math:`\eta_{min}` after step :math:`T-1` (OneCycleLR raises there).
+  The value holds :math:`\eta_{min}` after step :math:`T-1` (OneCycleLR raises there). The phase is chosen
+  by integer comparison with the phase ends (computed in float64 when the arguments are concrete), so phase
+  changes land on the right step for every int32 step and any ``total_steps`` up to 2**31 − 1.
 
   Args:
-    total_steps: :math:`T > 0`, the length of the cycle.
+    total_steps: :math:`T \ge 1`, an integer, the length of the cycle.
     max_value: peak learning rate :math:`\eta_{max} \ge 0` (pick it with the LR range test).
     pct_start: :math:`p \in (0, 1)`, the fraction of steps spent increasing.
     div_factor: :math:`d \ge 1`, initial value is ``max_value / div_factor``.
@@ -213,10 +241,12 @@ def one_cycle_schedule(total_steps: Numeric, max_value: Numeric, pct_start: Nume
   dtype = float_dtype(max_value, pct_start, div_factor, final_div_factor)
 
   def schedule(count):
-    initial = max_value / jnp.asarray(div_factor, dtype)
-    final = initial / final_div_factor
-    values = [initial, max_value, initial, final] if three_phase else [initial, max_value, final]
-    return _anneal_phases(count, _phase_ends(total_steps, pct_start, three_phase), values, anneal, dtype)
+    cdt = compute_dtype(dtype)
+    peak = jnp.asarray(max_value, cdt)
+    initial = peak / jnp.asarray(div_factor, cdt)
+    final = initial / jnp.asarray(final_div_factor, cdt)
+    values = [initial, peak, initial, final] if three_phase else [initial, peak, final]
+    return _anneal_phases(count, _phase_ends(total_steps, pct_start, three_phase, cdt), values, anneal, dtype)
 
   return schedule
 
@@ -231,7 +261,7 @@ def one_cycle_momentum_schedule(total_steps: Numeric, base_momentum: Numeric = 0
   ``cycle_momentum``. Use it as ``b1`` of Adam or the momentum of SGD.
 
   Args:
-    total_steps: :math:`T > 0`; use the same value as the LR's one-cycle.
+    total_steps: :math:`T \ge 1`, an integer; use the same value as the LR's one-cycle.
     base_momentum: lowest momentum, in [0, 1).
     max_momentum: highest momentum, in [base_momentum, 1).
     pct_start: :math:`p \in (0, 1)`.
@@ -260,6 +290,7 @@ def one_cycle_momentum_schedule(total_steps: Numeric, base_momentum: Numeric = 0
   def schedule(count):
     values = ([max_momentum, base_momentum, max_momentum, max_momentum] if three_phase
               else [max_momentum, base_momentum, max_momentum])
-    return _anneal_phases(count, _phase_ends(total_steps, pct_start, three_phase), values, anneal, dtype)
+    ends = _phase_ends(total_steps, pct_start, three_phase, compute_dtype(dtype))
+    return _anneal_phases(count, ends, values, anneal, dtype)
 
   return schedule

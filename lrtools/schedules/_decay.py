@@ -10,9 +10,9 @@ from typing import Sequence
 
 import jax.numpy as jnp
 
-from lrtools._typing import (Numeric, Schedule, check_finite, check_steps, check_interval, check_le,
-                             check_nonnegative, check_positive, float_dtype)
-from lrtools.schedules._arith import floor_div, steps
+from lrtools._typing import (Numeric, Schedule, check_finite, check_integer, check_interval, check_le,
+                             check_nonnegative, check_positive, check_steps, float_dtype)
+from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
 
 
 def constant_schedule(value: Numeric) -> Schedule:
@@ -51,7 +51,7 @@ def step_decay_schedule(init_value: Numeric, step_size: Numeric, factor: Numeric
 
   Args:
     init_value: :math:`\eta_0 \ge 0`.
-    step_size: :math:`s > 0`, steps between decays (exact integer arithmetic at every decay).
+    step_size: :math:`s \ge 1`, integer steps between decays (integer arithmetic: exact at every decay).
     factor: :math:`f \in (0, 1]`; 0.5 is CS231n's "halve every N epochs".
     min_value: floor :math:`\eta_{\min} \in [0, \eta_0]` (D2L's FactorScheduler ``stop_factor_lr``).
 
@@ -69,16 +69,18 @@ def step_decay_schedule(init_value: Numeric, step_size: Numeric, factor: Numeric
   """
   call = "step_decay_schedule"
   check_nonnegative(call, "init_value", init_value)
-  check_positive(call, "step_size", step_size)
+  check_integer(call, "step_size", step_size, 1)
   check_interval(call, "factor", factor, 0.0, 1.0, low_closed=False, high_closed=True)
   check_nonnegative(call, "min_value", min_value)
   check_le(call, "min_value", min_value, "init_value", init_value)
   dtype = float_dtype(init_value, factor, min_value)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    t = steps(count, dtype)
-    num_decays = floor_div(t, jnp.asarray(step_size, dtype))
-    return jnp.maximum(init_value * jnp.asarray(factor, dtype) ** num_decays, jnp.asarray(min_value, dtype))
+    t = int_steps(count)
+    num_decays = (t // as_steps(step_size, t.dtype)).astype(cdt)
+    value = jnp.asarray(init_value, cdt) * jnp.asarray(factor, cdt) ** num_decays
+    return jnp.maximum(value, jnp.asarray(min_value, cdt)).astype(dtype)
 
   return schedule
 
@@ -91,7 +93,7 @@ def multistep_schedule(init_value: Numeric, milestones: Sequence[Numeric] | Nume
 
   Args:
     init_value: :math:`\eta_0 \ge 0`.
-    milestones: non-negative, strictly increasing steps (a list, an array, or a traced array).
+    milestones: strictly increasing integer steps in [0, 2**31 − 1] (a list, an array, or a traced array).
     factor: :math:`f \in (0, 1]`.
 
   Returns:
@@ -111,12 +113,12 @@ def multistep_schedule(init_value: Numeric, milestones: Sequence[Numeric] | Nume
   check_steps(call, "milestones", milestones)
   check_interval(call, "factor", factor, 0.0, 1.0, low_closed=False, high_closed=True)
   dtype = float_dtype(init_value, factor)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    t = steps(count, dtype)
-    marks = jnp.asarray(milestones, dtype)
-    passed = jnp.sum(t[..., None] >= marks, axis=-1)
-    return init_value * jnp.asarray(factor, dtype) ** passed.astype(dtype)
+    t = int_steps(count)
+    passed = jnp.sum(t[..., None] >= as_steps(milestones, t.dtype).reshape(-1), axis=-1)
+    return (jnp.asarray(init_value, cdt) * jnp.asarray(factor, cdt) ** passed.astype(cdt)).astype(dtype)
 
   return schedule
 
@@ -145,9 +147,11 @@ def exponential_decay_schedule(init_value: Numeric, rate: Numeric) -> Schedule:
   check_nonnegative(call, "init_value", init_value)
   check_nonnegative(call, "rate", rate)
   dtype = float_dtype(init_value, rate)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    return init_value * jnp.exp(-jnp.asarray(rate, dtype) * steps(count, dtype))
+    t = int_steps(count).astype(cdt)
+    return (jnp.asarray(init_value, cdt) * jnp.exp(-jnp.asarray(rate, cdt) * t)).astype(dtype)
 
   return schedule
 
@@ -176,9 +180,11 @@ def inverse_time_decay_schedule(init_value: Numeric, rate: Numeric) -> Schedule:
   check_nonnegative(call, "init_value", init_value)
   check_nonnegative(call, "rate", rate)
   dtype = float_dtype(init_value, rate)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    return init_value / (1 + jnp.asarray(rate, dtype) * steps(count, dtype))
+    t = int_steps(count).astype(cdt)
+    return (jnp.asarray(init_value, cdt) / (1 + jnp.asarray(rate, cdt) * t)).astype(dtype)
 
   return schedule
 
@@ -192,7 +198,7 @@ def polynomial_decay_schedule(init_value: Numeric, end_value: Numeric, decay_ste
   Args:
     init_value: :math:`\eta_0 \ge 0`.
     end_value: :math:`\eta_T \ge 0` (may exceed ``init_value`` for a polynomial ramp).
-    decay_steps: :math:`T > 0`.
+    decay_steps: :math:`T \ge 1`, an integer.
     power: :math:`p > 0`; 1 is linear decay.
 
   Returns:
@@ -210,14 +216,17 @@ def polynomial_decay_schedule(init_value: Numeric, end_value: Numeric, decay_ste
   call = "polynomial_decay_schedule"
   check_nonnegative(call, "init_value", init_value)
   check_nonnegative(call, "end_value", end_value)
-  check_positive(call, "decay_steps", decay_steps)
+  check_integer(call, "decay_steps", decay_steps, 1)
   check_positive(call, "power", power)
   dtype = float_dtype(init_value, end_value, power)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    total = jnp.asarray(decay_steps, dtype)
-    remaining = (total - jnp.minimum(steps(count, dtype), total)) / total  # exactly 0 from step T on
-    return (init_value - jnp.asarray(end_value, dtype)) * remaining ** jnp.asarray(power, dtype) + end_value
+    t = int_steps(count)
+    total = as_steps(decay_steps, t.dtype)
+    remaining = (total - jnp.minimum(t, total)).astype(cdt) / total.astype(cdt)  # exactly 0 from step T on
+    init, end = jnp.asarray(init_value, cdt), jnp.asarray(end_value, cdt)
+    return ((init - end) * remaining ** jnp.asarray(power, cdt) + end).astype(dtype)
 
   return schedule
 
@@ -231,7 +240,7 @@ def cosine_decay_schedule(init_value: Numeric, decay_steps: Numeric, end_value: 
 
   Args:
     init_value: :math:`\eta_0 \ge 0`.
-    decay_steps: :math:`T > 0`.
+    decay_steps: :math:`T \ge 1`, an integer.
     end_value: :math:`\eta_T \in [0, \eta_0]`.
 
   Returns:
@@ -248,14 +257,17 @@ def cosine_decay_schedule(init_value: Numeric, decay_steps: Numeric, end_value: 
   """
   call = "cosine_decay_schedule"
   check_nonnegative(call, "init_value", init_value)
-  check_positive(call, "decay_steps", decay_steps)
+  check_integer(call, "decay_steps", decay_steps, 1)
   check_nonnegative(call, "end_value", end_value)
   check_le(call, "end_value", end_value, "init_value", init_value)
   dtype = float_dtype(init_value, end_value)
+  cdt = compute_dtype(dtype)
 
   def schedule(count):
-    total = jnp.asarray(decay_steps, dtype)
-    progress = jnp.minimum(steps(count, dtype), total) / total
-    return end_value + (init_value - jnp.asarray(end_value, dtype)) * 0.5 * (1 + jnp.cos(jnp.pi * progress))
+    t = int_steps(count)
+    total = as_steps(decay_steps, t.dtype)
+    progress = jnp.minimum(t, total).astype(cdt) / total.astype(cdt)
+    init, end = jnp.asarray(init_value, cdt), jnp.asarray(end_value, cdt)
+    return (end + (init - end) * 0.5 * (1 + jnp.cos(jnp.pi * progress))).astype(dtype)
 
   return schedule

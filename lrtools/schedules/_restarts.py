@@ -4,50 +4,111 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lrtools._typing import (Numeric, Schedule, check_interval, check_le, check_nonnegative, check_positive,
+from lrtools._typing import (Numeric, Schedule, check_integer, check_interval, check_le, check_nonnegative,
                              float_dtype)
-from lrtools.schedules._arith import floor_div, geometric_sum, steps
+from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
+
+SNAP_ULPS = 32  # a real restart boundary within this many ulps above an integer counts as that integer
 
 
-def restart_cycle(t: jnp.ndarray, cycle_steps: jnp.ndarray, cycle_mult: jnp.ndarray):
-  """Index ``i`` of the cycle holding step ``t``, its first step and its length.
+def _integer_mult_starts(cycle_steps, mult, int_dtype):
+  """Cycle starts ``S_0 … S_K`` for an integer ``mult >= 2`` by saturating integer arithmetic, with a flag
+  for each start that overflowed the integer type (never reached). ``K`` = the type's bits: S_K ≥ 2^K − 1."""
+  top = jnp.iinfo(int_dtype).max
+  start, length, over = jnp.zeros((), int_dtype), cycle_steps, jnp.zeros((), bool)
+  starts, overflowed = [start], [over]
+  for _ in range(jnp.iinfo(int_dtype).bits):
+    over = over | (length > top - start)
+    start = jnp.where(over, top, start + length)
+    length = jnp.where(length > top // mult, top, length * mult)
+    starts.append(start)
+    overflowed.append(over)
+  return jnp.stack(starts), jnp.stack(overflowed)
 
-  Cycle ``i`` starts at :math:`S_i = T_0 (1 + m + … + m^{i-1})`. A ``log``-based estimate of ``i`` rounds
-  wrongly at some restarts, so it is corrected against :math:`S_i` and :math:`S_{i+1}`, computed by integer
-  arithmetic when ``cycle_mult`` is an integer (exact at every restart below 2^24 steps in float32).
+
+def _real_start(i, cycle_steps, mult, cdt):
+  """``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` for a real ``m > 1``, evaluated in ``cdt`` (expm1/log1p keep it
+  accurate for m near 1), a value within :data:`SNAP_ULPS` ulps above an integer taken as that integer."""
+  real = cycle_steps * jnp.expm1(i * jnp.log1p(mult - 1)) / (mult - 1)
+  return jnp.ceil(real - SNAP_ULPS * jnp.finfo(cdt).eps * real)
+
+
+def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt):
+  """Index ``i`` of the cycle holding integer step ``t``, its first step ``S_i`` (an integer) and its
+  length ``S_{i+1} − S_i`` (a float of ``cdt``).
+
+  - ``cycle_mult = 1``: ``i = ⌊t / T_0⌋`` in integers, exact for every step.
+  - integer ``cycle_mult >= 2``: ``S_i = T_0 (1 + m + … + m^{i−1})`` by saturating integer arithmetic (no
+    overflow for any m), exact for every int32 step.
+  - real ``cycle_mult``: ``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` (see :func:`_real_start`); a log estimate of ``i``
+    corrected against ``S_i`` and ``S_{i+1}``. Exact while the boundaries are resolved by ``cdt``
+    (below ~2^24 / SNAP_ULPS steps in float32, everywhere in float64); beyond, a restart may move by the
+    float rounding of its boundary (relative 4e-6 in float32), never outside the schedule's range.
   """
-  geometric = cycle_mult > 1
-  ratio = jnp.where(geometric, cycle_mult, 2)  # keeps the unused branch finite
-  estimate = jnp.where(geometric, jnp.floor(jnp.log1p(t * (ratio - 1) / cycle_steps) / jnp.log(ratio)),
-                       floor_div(t, cycle_steps))
-  estimate = jnp.maximum(estimate, 0)
+  int_t = t.dtype
+  top = jnp.iinfo(int_t).max
+  t0 = as_steps(cycle_steps, int_t)
+  m = jnp.asarray(cycle_mult, cdt)
+  m_round = jnp.round(m)
+  t0_f = t0.astype(cdt)
 
-  def start(i):
-    return cycle_steps * jnp.where(geometric, geometric_sum(ratio, i), i)
+  # cycle_mult == 1
+  i_one = t // t0
+  first_one = i_one * t0
 
-  index = jnp.where(start(estimate) > t, estimate - 1, estimate)
-  index = jnp.where(start(index + 1) <= t, index + 1, index)
-  first = start(index)
-  return index, first, start(index + 1) - first
+  # integer cycle_mult >= 2
+  m_int = jnp.maximum(m_round, 2).astype(int_t)
+  starts, overflowed = _integer_mult_starts(t0, m_int, int_t)
+  i_int = jnp.sum((t[..., None] >= starts[1:]) & ~overflowed[1:], axis=-1).astype(int_t)
+  first_int = starts[i_int]
+
+  # real cycle_mult > 1 (a finite placeholder in the unused branches)
+  m_real = jnp.where(m > 1, m, 2)
+
+  def real_start(i):  # (float value, integer value or top, reachable)
+    value = _real_start(i.astype(cdt), t0_f, m_real, cdt)
+    reachable = value <= top
+    return value, jnp.where(reachable, value, 0).astype(int_t), reachable
+
+  t_f = t.astype(cdt)
+  est = jnp.floor(jnp.log1p(t_f * (m_real - 1) / t0_f) / jnp.log(m_real))
+  i_real = jnp.clip(est, 0, top - 1).astype(int_t)
+  _, s, ok = real_start(i_real)
+  i_real = jnp.where(ok & (s <= t), i_real, jnp.maximum(i_real - 1, 0))
+  _, s, ok = real_start(i_real + 1)
+  i_real = jnp.where(ok & (s <= t), i_real + 1, i_real)
+  first_real_f, first_real, _ = real_start(i_real)
+
+  kind = jnp.where(m == 1, 0, jnp.where(m == m_round, 1, 2))
+  index = jnp.choose(kind, [i_one, i_int, i_real], mode="clip")
+  first = jnp.choose(kind, [first_one, first_int, first_real], mode="clip")
+  i_f = index.astype(cdt)
+  next_real_f, _, _ = real_start(i_real + 1)
+  length = jnp.choose(kind, [t0_f, t0_f * m_round ** i_f, next_real_f - first_real_f], mode="clip")
+  return index, first, length
 
 
 def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric = 1.0, min_value: Numeric = 0.0,
                   max_decay: Numeric = 1.0, min_decay: Numeric = 1.0) -> Schedule:
   r"""Loshchilov & Hutter's stochastic gradient descent with warm restarts (SGDR).
 
-  Cycle :math:`i` lasts :math:`T_i = T_0 m^i` steps and starts at :math:`S_i = \sum_{j<i} T_j`; within it,
-  with :math:`t_{cur} = t - S_i`:
+  Cycle :math:`i` starts at the integer step :math:`S_i = \lceil T_0 (1 + m + \dots + m^{i-1}) \rceil` and
+  lasts :math:`T_i = S_{i+1} - S_i` steps (:math:`T_0 m^i` for integer :math:`m`); within it, with
+  :math:`t_{cur} = t - S_i`:
 
   .. math::
      \eta_t = \eta^i_{min} + \tfrac12 (\eta^i_{max} - \eta^i_{min})\left(1 + \cos\frac{\pi t_{cur}}{T_i}\right),
      \qquad \eta^i_{max} = \eta_{max}\, \delta_{max}^i,\quad \eta^i_{min} = \eta_{min}\, \delta_{min}^i
 
-  Closed form (no state, no loop): the cycle index is exact at every restart for integer ``cycle_mult``,
-  and the values match the widely used CosineAnnealingWarmRestarts step for step.
+  Closed form (no state, no loop). Restarts are exact integer steps: for integer ``cycle_mult`` (1
+  included) at every int32 step (0 … 2**31 − 1) with no overflow for any multiplier, matching the widely
+  used CosineAnnealingWarmRestarts step for step; for a real ``cycle_mult`` the restart is the ceiling of
+  the real boundary (``sgdr_schedule(1.0, 10, 1.3)`` restarts at 10, 23, 40, 62, …), exact while float32
+  resolves the boundary (about 2^19 steps; everywhere under x64) and within its rounding beyond.
 
   Args:
     max_value: :math:`\eta_{max} \ge 0`, the value right after each restart (of the first cycle).
-    cycle_steps: :math:`T_0 > 0`, the length of the first cycle.
+    cycle_steps: :math:`T_0 \ge 1`, an integer, the length of the first cycle.
     cycle_mult: :math:`m \ge 1` (real), each cycle is ``m`` times longer than the previous.
     min_value: :math:`\eta_{min} \in [0, \eta_{max}]`, the value approached at the end of each cycle.
     max_decay: :math:`\delta_{max} \in (0, 1]`, per-cycle decay of the maximum.
@@ -67,7 +128,7 @@ def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric 
   """
   call = "sgdr_schedule"
   check_nonnegative(call, "max_value", max_value)
-  check_positive(call, "cycle_steps", cycle_steps)
+  check_integer(call, "cycle_steps", cycle_steps, 1)
   check_interval(call, "cycle_mult", cycle_mult, 1.0, float("inf"))
   check_nonnegative(call, "min_value", min_value)
   check_le(call, "min_value", min_value, "max_value", max_value)
@@ -75,11 +136,15 @@ def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric 
   check_interval(call, "min_decay", min_decay, 0.0, 1.0, low_closed=False, high_closed=True)
   dtype = float_dtype(max_value, min_value, cycle_mult, max_decay, min_decay)
 
+  cdt = compute_dtype(dtype)
+
   def schedule(count):
-    t = steps(count, dtype)
-    cycle, first, length = restart_cycle(t, jnp.asarray(cycle_steps, dtype), jnp.asarray(cycle_mult, dtype))
-    high = max_value * jnp.asarray(max_decay, dtype) ** cycle
-    low = min_value * jnp.asarray(min_decay, dtype) ** cycle
-    return low + 0.5 * (high - low) * (1 + jnp.cos(jnp.pi * (t - first) / length))
+    t = int_steps(count)
+    cycle, first, length = restart_cycle(t, cycle_steps, cycle_mult, cdt)
+    cycle = cycle.astype(cdt)
+    high = jnp.asarray(max_value, cdt) * jnp.asarray(max_decay, cdt) ** cycle
+    low = jnp.asarray(min_value, cdt) * jnp.asarray(min_decay, cdt) ** cycle
+    progress = jnp.clip((t - first).astype(cdt) / length, 0, 1)
+    return (low + 0.5 * (high - low) * (1 + jnp.cos(jnp.pi * progress))).astype(dtype)
 
   return schedule
