@@ -59,6 +59,7 @@ from lrtools.schedules import polynomial_decay_schedule as polynomial_decay_sche
 from lrtools.schedules import sgdr_schedule as sgdr_schedule
 from lrtools.schedules import step_decay_schedule as step_decay_schedule
 from lrtools.schedules import warmup_schedule as warmup_schedule
+from lrtools.schedules import wsd_schedule as wsd_schedule
 
 __version__ = "0.1.0"
 

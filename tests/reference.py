@@ -7,6 +7,7 @@ or trick with the JAX implementations they check.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 
@@ -112,20 +113,37 @@ def one_cycle(ts, total_steps, start_value, peak_value, final_value, pct_start, 
   return np.array(out)
 
 
+def sgdr_restarts(cycle_steps, cycle_mult, last):
+  """Restart steps S_0 = 0 < S_1 < … up to the first one past ``last``, stepping through the cycles in exact
+  rational arithmetic: cycle i nominally lasts T_0·m^i (m read as the decimal the user wrote, so 1.3 is
+  13/10) and restarts at the first integer step at or after the real boundary, S_i = ⌈T_0 Σ_{j<i} m^j⌉."""
+  if cycle_mult == 1:
+    return None  # restarts every T_0 steps: S_i = i·T_0, handled by integer division
+  m = Fraction(repr(float(cycle_mult)))
+  boundary, length, starts = Fraction(0), Fraction(int(cycle_steps)), [0]
+  while starts[-1] <= last:
+    boundary += length
+    length *= m
+    starts.append(math.ceil(boundary))
+  return np.array(starts, dtype=object)
+
+
 def sgdr(ts, max_value, cycle_steps, cycle_mult, min_value, max_decay, min_decay):
-  """Loshchilov & Hutter 2017, eq. 5, stepping through the cycles one at a time (T_i = T_0 m^i)."""
-  ts = np.asarray(list(ts), np.int64)
-  out = np.empty(ts.shape, np.float64)
-  last = int(ts.max()) if ts.size else 0
-  i, start, length = 0, 0.0, float(cycle_steps)
-  while start <= last:
-    end = start + length
-    mask = (ts >= start) & (ts < end)
-    t_cur = ts[mask] - start
+  """Loshchilov & Hutter 2017, eq. 5: cycle i runs from restart S_i for T_i = S_{i+1} − S_i steps (T_0 m^i for
+  integer m), with t_cur = t − S_i and the cycle's bounds decayed i times."""
+  ts = [int(t) for t in ts]
+  starts = sgdr_restarts(cycle_steps, cycle_mult, max(ts, default=0))
+  starts = None if starts is None else np.array([int(s) for s in starts], np.int64)
+  out = []
+  for t in ts:
+    if starts is None:
+      i, first, length = t // cycle_steps, (t // cycle_steps) * cycle_steps, cycle_steps
+    else:
+      i = int(np.searchsorted(starts, t, side="right")) - 1
+      first, length = int(starts[i]), int(starts[i + 1] - starts[i])
     high, low = max_value * max_decay ** i, min_value * min_decay ** i
-    out[mask] = low + 0.5 * (high - low) * (1 + np.cos(np.pi * t_cur / length))
-    i, start, length = i + 1, end, length * cycle_mult
-  return out
+    out.append(low + 0.5 * (high - low) * (1 + math.cos(math.pi * (t - first) / length)))
+  return np.array(out)
 
 
 def warmup(ts, schedule_values, warmup_steps, init_value):
@@ -135,6 +153,30 @@ def warmup(ts, schedule_values, warmup_steps, init_value):
   after = schedule_values([max(t - warmup_steps, 0) for t in ts])
   return np.array([init_value + (peak - init_value) * t / warmup_steps if t < warmup_steps else a
                    for t, a in zip(ts, after)])
+
+
+def wsd(ts, peak_value, total_steps, warmup_steps, decay_steps, init_value, end_value, warmup_shape,
+        decay_shape):
+  """Warmup-stable-decay (Hägele et al. 2024; Hu et al. 2024): ramp init → peak over W steps, hold, then cool
+  down over the last D steps to end_value with shape s(x), x = (t − (T − D))/D; end_value from step T on."""
+  shapes = {"linear": lambda x: 1 - x, "1-sqrt": lambda x: 1 - math.sqrt(x),
+            "cosine": lambda x: 0.5 * (1 + math.cos(math.pi * x)), "square": lambda x: 1 - x * x}
+  if decay_steps is None:
+    decay_steps = total_steps // 5
+  out = []
+  for t in ts:
+    if t < warmup_steps:
+      x = t / warmup_steps
+      ramp = x if warmup_shape == "linear" else 0.5 * (1 - math.cos(math.pi * x))
+      out.append(init_value + (peak_value - init_value) * ramp)
+    elif t >= total_steps:
+      out.append(end_value)
+    elif t < total_steps - decay_steps:
+      out.append(peak_value)
+    else:
+      x = (t - (total_steps - decay_steps)) / decay_steps
+      out.append(end_value + (peak_value - end_value) * shapes[decay_shape](x))
+  return np.array(out)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -364,7 +406,8 @@ def reduce_on_plateau(metrics, factor=0.1, patience=10, threshold=1e-4, threshol
                       mode="min", cooldown=0, min_scale=0.0):
   """The multiplier after each evaluation of the widely used ReduceLROnPlateau rule, transcribed as a
   class would run it, with the relative threshold taken on |best| (correct for negative metrics):
-  min/rel improves iff a < best − threshold·|best|; max/rel iff a > best + threshold·|best|."""
+  min/rel improves iff a < best − threshold·|best|; max/rel iff a > best + threshold·|best|. A
+  non-finite metric (NaN, ±inf) is a bad evaluation (lrtools' choice: it never becomes best)."""
   best = math.inf if mode == "min" else -math.inf
   num_bad = 0
   cooldown_counter = 0
@@ -372,7 +415,9 @@ def reduce_on_plateau(metrics, factor=0.1, patience=10, threshold=1e-4, threshol
   scales = []
   for a in metrics:
     a = float(a)
-    if math.isinf(best):
+    if not math.isfinite(a):
+      better = False
+    elif math.isinf(best):
       better = a < best if mode == "min" else a > best
     elif mode == "min":
       better = a < (best - threshold * abs(best) if threshold_mode == "rel" else best - threshold)

@@ -14,10 +14,11 @@ from lrtools.schedules._decay import multistep_schedule as multistep_schedule
 from lrtools.schedules._decay import polynomial_decay_schedule as polynomial_decay_schedule
 from lrtools.schedules._decay import step_decay_schedule as step_decay_schedule
 from lrtools.schedules._restarts import sgdr_schedule as sgdr_schedule
+from lrtools.schedules._wsd import wsd_schedule as wsd_schedule
 
 __all__ = [
     "constant_schedule", "step_decay_schedule", "multistep_schedule", "exponential_decay_schedule",
     "inverse_time_decay_schedule", "polynomial_decay_schedule", "cosine_decay_schedule", "cyclical_schedule",
     "cyclical_momentum_schedule", "one_cycle_schedule", "one_cycle_momentum_schedule", "sgdr_schedule",
-    "warmup_schedule", "join_schedules",
+    "warmup_schedule", "join_schedules", "wsd_schedule",
 ]
