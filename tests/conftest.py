@@ -11,6 +11,7 @@
 
 import os
 
+import chex
 import jax
 import pytest
 from hypothesis import settings
@@ -33,6 +34,13 @@ def pytest_configure(config):
   config.addinivalue_line("markers", "x64: compares with a float64 reference; runs with jax_enable_x64 on")
   if LEG == "strict":
     config.addinivalue_line("filterwarnings", "error")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_trace_counts():
+  """``chex.assert_max_traces`` counts per function code across tests: each test starts from zero."""
+  chex.clear_trace_counter()
+  yield
 
 
 @pytest.fixture

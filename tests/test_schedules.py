@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,6 +16,11 @@ import reference as ref
 
 N = 10_000
 STEPS = np.arange(N)
+
+
+def tol() -> float:
+  """Relative tolerance of a comparison in the running default dtype: float64 under x64, else float32."""
+  return 1e-12 if jax.config.jax_enable_x64 else 4e-6
 
 # (name, factory, kwargs, reference(ts, **kwargs)); every family, with boundaries inside the first 10^4 steps.
 CASES = [
@@ -43,6 +49,15 @@ CASES = [
                                                                step_size_up=333, step_size_down=111,
                                                                mode="triangular", gamma=1.0),
      lambda ts, **kw: ref.cyclic_lr(ts, *kw.values(), momentum=True)),
+    ("wsd_1-sqrt", lrt.wsd_schedule, dict(peak_value=0.1, total_steps=9000, warmup_steps=500, decay_steps=None,
+                                          init_value=0.0, end_value=0.0, warmup_shape="linear",
+                                          decay_shape="1-sqrt"), ref.wsd),
+    ("wsd_cosine_warm_square", lrt.wsd_schedule, dict(peak_value=0.1, total_steps=8000, warmup_steps=777,
+                                                      decay_steps=3001, init_value=1e-3, end_value=1e-4,
+                                                      warmup_shape="cosine", decay_shape="square"), ref.wsd),
+    ("wsd_linear_cosine", lrt.wsd_schedule, dict(peak_value=0.1, total_steps=N - 1, warmup_steps=0,
+                                                 decay_steps=N - 1, init_value=0.0, end_value=0.01,
+                                                 warmup_shape="linear", decay_shape="cosine"), ref.wsd),
     ("one_cycle_cos", lrt.one_cycle_schedule, dict(total_steps=N, max_value=0.1, pct_start=0.3, div_factor=25.0,
                                                    final_div_factor=1e4, anneal="cos", three_phase=False),
      lambda ts, total_steps, max_value, pct_start, div_factor, final_div_factor, anneal, three_phase:
@@ -70,9 +85,18 @@ CASES = [
 IDS = [c[0] for c in CASES]
 
 
+def _build(factory, kwargs):
+  """wsd_schedule's shape and value arguments after total/warmup/decay are keyword-only."""
+  if factory is lrt.wsd_schedule:
+    positional = ["peak_value", "total_steps", "warmup_steps", "decay_steps"]
+    return factory(*[kwargs[k] for k in positional], **{k: v for k, v in kwargs.items() if k not in positional})
+  return factory(**kwargs)
+
+
+@pytest.mark.x64
 @pytest.mark.parametrize("name,factory,kwargs,reference", CASES, ids=IDS)
 def test_matches_reference_float64(name, factory, kwargs, reference):
-  got = np.asarray(jax.jit(factory(**kwargs))(jnp.asarray(STEPS)))
+  got = np.asarray(jax.jit(_build(factory, kwargs))(jnp.asarray(STEPS)))
   assert got.dtype == np.float64
   np.testing.assert_allclose(got, reference(STEPS, **kwargs), rtol=1e-12, atol=1e-15)
 
@@ -81,7 +105,7 @@ def test_matches_reference_float64(name, factory, kwargs, reference):
 def test_matches_reference_float32(name, factory, kwargs, reference):
   """float32 in, float32 out; the tolerance is far below one step's change, so off-by-one would fail."""
   f32 = {k: (np.float32(v) if isinstance(v, float) else v) for k, v in kwargs.items()}
-  got = np.asarray(jax.jit(factory(**f32))(jnp.asarray(STEPS, jnp.int32)))
+  got = np.asarray(jax.jit(_build(factory, f32))(jnp.asarray(STEPS, jnp.int32)))
   assert got.dtype == np.float32
   want = reference(STEPS, **{k: (float(v) if isinstance(v, np.float32) else v) for k, v in f32.items()})
   np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6 * np.abs(want).max())
@@ -89,10 +113,13 @@ def test_matches_reference_float32(name, factory, kwargs, reference):
 
 def test_smith_paper_formula_equals_symmetric_triangular():
   sched = lrt.cyclical_schedule(0.001, 0.006, step_size_up=2000)
-  np.testing.assert_allclose(sched(jnp.arange(N)), ref.clr_smith(STEPS, 0.001, 0.006, 2000), rtol=1e-12)
+  np.testing.assert_allclose(sched(jnp.arange(N)), ref.clr_smith(STEPS, 0.001, 0.006, 2000), rtol=tol())
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+F64 = pytest.param(np.float64, marks=pytest.mark.x64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, F64])
 @pytest.mark.parametrize("cycle_steps,cycle_mult", [(7, 1.0), (10, 2.0), (3, 3.0), (1, 2.0), (5, 4.0), (9, 9.0)])
 def test_sgdr_restarts_exact_up_to_1e7(dtype, cycle_steps, cycle_mult):
   """At every restart S_i <= 10^7 the value is the cycle's maximum; one step before, near its minimum."""
@@ -125,7 +152,7 @@ def test_sgdr_every_step_up_to_1e7_float32():
   assert np.abs(got - want).max() < 1e-4
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, F64])
 def test_cyclical_and_one_cycle_phase_changes_exact_at_large_steps(dtype):
   up, down = 3, 7
   ts = np.concatenate([k * (up + down) + np.arange(-2, up + 3) for k in (999_998, 999_999, 1_000_000)])
@@ -144,31 +171,38 @@ def test_warmup_matches_reference():
   inner = dict(init_value=0.1, decay_steps=5000, end_value=0.001)
   got = lrt.warmup_schedule(lrt.cosine_decay_schedule(**inner), warmup_steps=500, init_value=1e-4)(STEPS)
   want = ref.warmup(STEPS, lambda ts: ref.cosine_decay(ts, **inner), 500, 1e-4)
-  np.testing.assert_allclose(got, want, rtol=1e-12)
+  np.testing.assert_allclose(got, want, rtol=tol(), atol=tol() * 0.1)
   zero = lrt.warmup_schedule(lrt.cosine_decay_schedule(**inner), warmup_steps=0)(STEPS)
-  np.testing.assert_allclose(zero, ref.cosine_decay(STEPS, **inner), rtol=1e-12)
+  np.testing.assert_allclose(zero, ref.cosine_decay(STEPS, **inner), rtol=tol(), atol=tol() * 0.1)
 
 
 # --- optax, where the semantics are the same -------------------------------------------------------------
 
+# Built inside the test: a schedule's dtype is fixed at construction, so it must be made under x64.
 OPTAX_PAIRS = [
-    (lrt.exponential_decay_schedule(0.1, 3e-4), optax.exponential_decay(0.1, 1, np.exp(-3e-4))),
-    (lrt.cosine_decay_schedule(0.1, 8001, 0.001), optax.cosine_decay_schedule(0.1, 8001, alpha=0.01)),
-    (lrt.polynomial_decay_schedule(0.1, 0.001, 7777, 2.0), optax.polynomial_schedule(0.1, 0.001, 2.0, 7777)),
-    (lrt.multistep_schedule(0.1, [1000, 3333], 0.3),
+    lambda: (lrt.exponential_decay_schedule(0.1, 3e-4), optax.exponential_decay(0.1, 1, np.exp(-3e-4))),
+    lambda: (lrt.cosine_decay_schedule(0.1, 8001, 0.001), optax.cosine_decay_schedule(0.1, 8001, alpha=0.01)),
+    lambda: (lrt.polynomial_decay_schedule(0.1, 0.001, 7777, 2.0), optax.polynomial_schedule(0.1, 0.001, 2.0, 7777)),
+    lambda: (lrt.multistep_schedule(0.1, [1000, 3333], 0.3),
      optax.piecewise_constant_schedule(0.1, {1000: 0.3, 3333: 0.3})),
-    (lrt.step_decay_schedule(0.1, 700, 0.5), optax.exponential_decay(0.1, 700, 0.5, staircase=True)),
-    (lrt.join_schedules([lrt.constant_schedule(0.1), lrt.cosine_decay_schedule(0.1, 3000)], [1234]),
+    lambda: (lrt.step_decay_schedule(0.1, 700, 0.5), optax.exponential_decay(0.1, 700, 0.5, staircase=True)),
+    lambda: (lrt.join_schedules([lrt.constant_schedule(0.1), lrt.cosine_decay_schedule(0.1, 3000)], [1234]),
      optax.join_schedules([optax.constant_schedule(0.1), optax.cosine_decay_schedule(0.1, 3000)], [1234])),
-    (lrt.warmup_schedule(lrt.cosine_decay_schedule(0.1, 5000, 0.001), 500),
+    lambda: (lrt.warmup_schedule(lrt.cosine_decay_schedule(0.1, 5000, 0.001), 500),
      optax.warmup_cosine_decay_schedule(0.0, 0.1, 500, 5500, 0.001)),
 ]
 
 
-@pytest.mark.parametrize("ours,theirs", OPTAX_PAIRS)
-def test_agrees_with_optax(ours, theirs):
-  np.testing.assert_allclose(ours(jnp.asarray(STEPS)), jax.vmap(theirs)(jnp.asarray(STEPS)), rtol=1e-9,
-                             atol=1e-12)
+@pytest.mark.x64
+@pytest.mark.skipif(jax.config.jax_numpy_dtype_promotion == "strict",
+                    reason="optax's schedules promote an integer count to float implicitly")
+@pytest.mark.parametrize("pair", OPTAX_PAIRS, ids=[f"pair{i}" for i in range(len(OPTAX_PAIRS))])
+def test_agrees_with_optax(pair):
+  """Same semantics, compared in float64 (in float32 optax's ``decay_rate ** (t/T)`` drifts by 5e-4 relative
+  over 10^4 steps from rounding ``e^{-k}``; lrtools' float32 accuracy is checked against the references)."""
+  ours, theirs = pair()
+  chex.assert_trees_all_close(ours(jnp.asarray(STEPS)), jax.vmap(theirs)(jnp.asarray(STEPS)), rtol=1e-9,
+                              atol=1e-12)
 
 
 # --- properties ------------------------------------------------------------------------------------------
@@ -195,14 +229,14 @@ def _one_cycle_values(total, peak, pct, div, final_div, anneal, three_phase):
 def test_cyclical_bounds_and_period(a, b, up, down, mode, gamma):
   low, high = min(a, b), max(a, b)
   v = np.asarray(_cyclical_values(low, high, up, down, gamma, mode))[:4 * (up + down)]
-  assert np.all(v >= low - 1e-12) and np.all(v <= high + 1e-12)
+  assert np.all(v >= low - tol()) and np.all(v <= high + tol())
   peak = high - low if mode != "exp_range" else (high - low) * gamma ** up
-  assert v[0] == pytest.approx(low) and v[up] == pytest.approx(low + peak)
+  assert v[0] == pytest.approx(low, rel=tol()) and v[up] == pytest.approx(low + peak, rel=tol())
   if mode == "triangular":
-    np.testing.assert_allclose(v[up + down:], v[:-(up + down)], rtol=1e-12)
+    np.testing.assert_allclose(v[up + down:], v[:-(up + down)], rtol=tol())
   if mode != "exp_range":  # exp_range's amplitude decays every step, so its rise need not be monotone
-    assert np.all(np.diff(v[:up + 1]) >= -1e-12)
-  assert np.all(np.diff(v[up:up + down + 1]) <= 1e-12)
+    assert np.all(np.diff(v[:up + 1]) >= -tol())
+  assert np.all(np.diff(v[up:up + down + 1]) <= tol())
 
 
 @given(st.integers(10, 5000), values, st.floats(0.05, 0.45), st.floats(1.0, 100.0), st.floats(1.0, 1e4),
@@ -211,13 +245,13 @@ def test_one_cycle_endpoints_and_monotone_phases(total, peak, pct, div, final_di
   assume(pct * total > 1)  # otherwise the warmup phase has no step (a ValueError, tested below)
   lrt.one_cycle_schedule(total, peak, pct, div, final_div, anneal, three_phase)  # concrete checks pass
   v = np.asarray(_one_cycle_values(total, peak, pct, div, final_div, anneal, three_phase))[:total + 3]
-  assert v[0] == pytest.approx(peak / div, rel=1e-9)
-  assert v[total - 1] == pytest.approx(peak / (div * final_div), rel=1e-9)
-  np.testing.assert_allclose(v[total:], v[total - 1], rtol=1e-12)
-  assert np.all(v <= peak * (1 + 1e-12)) and np.all(v >= peak / (div * final_div) * (1 - 1e-9))
+  assert v[0] == pytest.approx(peak / div, rel=tol())
+  assert v[total - 1] == pytest.approx(peak / (div * final_div), rel=tol())
+  np.testing.assert_allclose(v[total:], v[total - 1], rtol=tol())
+  assert np.all(v <= peak * (1 + tol())) and np.all(v >= peak / (div * final_div) * (1 - tol()))
   rise_end = int(np.floor(pct * total - 1))
-  assert np.all(np.diff(v[:rise_end + 1]) >= -1e-12)
-  assert np.all(np.diff(v[rise_end + 1:total]) <= 1e-12)
+  assert np.all(np.diff(v[:rise_end + 1]) >= -tol())
+  assert np.all(np.diff(v[rise_end + 1:total]) <= tol())
 
 
 @given(values, st.floats(0.0, 1.0), st.integers(1, 50), st.sampled_from([1.0, 1.5, 2.0, 3.0]),
@@ -225,10 +259,10 @@ def test_one_cycle_endpoints_and_monotone_phases(total, peak, pct, div, final_di
 def test_sgdr_bounds(high, frac, cycle_steps, mult, max_decay, min_decay):
   low = high * frac
   v = np.asarray(lrt.sgdr_schedule(high, cycle_steps, mult, low, max_decay, min_decay)(jnp.arange(2000)))
-  assert np.all(v <= high * (1 + 1e-12)) and np.all(v >= 0)
+  assert np.all(v <= high * (1 + tol())) and np.all(v >= 0)
   assert v[0] == pytest.approx(high)
   np.testing.assert_allclose(v, ref.sgdr(range(2000), high, cycle_steps, mult, low, max_decay, min_decay),
-                             rtol=1e-9, atol=1e-15)
+                             rtol=tol(), atol=tol() * high)
 
 
 @given(values, values, st.integers(1, 100), st.floats(0.1, 1.0))
@@ -290,36 +324,34 @@ def _case_id(case):
 def test_vmap_over_argument_equals_one_schedule_per_value(factory, kwargs, arg, vals):
   batched = jax.vmap(lambda v: factory(**{**kwargs, arg: v})(T_SMALL))(jnp.asarray(vals))
   for row, v in zip(batched, vals):
-    np.testing.assert_allclose(row, factory(**{**kwargs, arg: v})(T_SMALL), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(row, factory(**{**kwargs, arg: v})(T_SMALL), rtol=tol(), atol=tol() * 1e-3)
 
 
 def test_warmup_and_join_accept_traced_steps():
   inner = lrt.cosine_decay_schedule(0.1, 20)
   warm = jax.vmap(lambda w: lrt.warmup_schedule(inner, w, init_value=0.01)(T_SMALL))(jnp.array([0, 5, 9]))
   for row, w in zip(warm, [0, 5, 9]):
-    np.testing.assert_allclose(row, lrt.warmup_schedule(inner, w, init_value=0.01)(T_SMALL), rtol=1e-12)
+    np.testing.assert_allclose(row, lrt.warmup_schedule(inner, w, init_value=0.01)(T_SMALL), rtol=tol())
   parts = [lrt.constant_schedule(0.1), inner, lrt.constant_schedule(0.001)]
   joined = jax.vmap(lambda b: lrt.join_schedules(parts, b)(T_SMALL))(jnp.array([[3, 30], [10, 11]]))
   for row, b in zip(joined, [[3, 30], [10, 11]]):
-    np.testing.assert_allclose(row, lrt.join_schedules(parts, b)(T_SMALL), rtol=1e-12)
+    np.testing.assert_allclose(row, lrt.join_schedules(parts, b)(T_SMALL), rtol=tol())
 
 
 @pytest.mark.parametrize("factory,kwargs,arg,vals", VMAP_CASES[::3], ids=[_case_id(c) for c in VMAP_CASES[::3]])
 def test_jit_does_not_recompile_when_a_hyperparameter_changes(factory, kwargs, arg, vals):
-  traces = []
-
   @jax.jit
+  @chex.assert_max_traces(n=1)
   def run(value, count):
-    traces.append(1)
     return factory(**{**kwargs, arg: value})(count)
 
   for v in vals:
-    np.testing.assert_allclose(run(jnp.asarray(v), T_SMALL), factory(**{**kwargs, arg: v})(T_SMALL), rtol=1e-12)
-  assert len(traces) == 1
+    np.testing.assert_allclose(run(jnp.asarray(v), T_SMALL), factory(**{**kwargs, arg: v})(T_SMALL),
+                               rtol=tol(), atol=tol() * 1e-3)
 
 
 def test_dtype_follows_inputs():
-  assert lrt.sgdr_schedule(0.1, 10)(3).dtype == jnp.float64  # x64 is on in the tests
+  assert lrt.sgdr_schedule(0.1, 10)(3).dtype == jnp.result_type(float)  # float32, float64 under x64
   assert lrt.sgdr_schedule(np.float32(0.1), 10)(3).dtype == jnp.float32
   assert lrt.cyclical_schedule(jnp.float32(0.0), jnp.float32(1.0), 10)(jnp.int32(3)).dtype == jnp.float32
   assert lrt.one_cycle_schedule(100, jnp.bfloat16(0.1), pct_start=jnp.bfloat16(0.25), div_factor=jnp.bfloat16(25),

@@ -19,7 +19,8 @@ from lrtools._typing import Numeric, concrete
 
 def compute_dtype(dtype) -> jnp.dtype:
   """At least float32: bfloat16/float16 hyperparameters must not round step arithmetic."""
-  return jnp.promote_types(dtype, jnp.float32)
+  dtype = jnp.dtype(dtype)
+  return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
 
 
 def int_dtype(count: Numeric) -> jnp.dtype:
@@ -63,3 +64,10 @@ def split_real(value: Numeric, cdt) -> tuple[jnp.ndarray, jnp.ndarray]:
 def offset(t: jnp.ndarray, whole: jnp.ndarray, frac: jnp.ndarray, cdt) -> jnp.ndarray:
   """``t − (whole + frac)`` as a float of ``cdt``, with the integer part subtracted exactly first."""
   return (t - whole.astype(t.dtype)).astype(cdt) - frac.astype(cdt)
+
+
+def count_reached(t: jnp.ndarray, marks: jnp.ndarray, strict: bool = False) -> jnp.ndarray:
+  """How many of the 1-D ``marks`` each step has reached (``t >= m``; ``t > m`` when ``strict``), with the
+  broadcast spelled out (rank promotion may be set to raise)."""
+  marks = jnp.reshape(marks, (1,) * t.ndim + (-1,)).astype(t.dtype)
+  return jnp.sum(t[..., None] > marks if strict else t[..., None] >= marks, axis=-1)

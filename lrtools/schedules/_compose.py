@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrtools._typing import Numeric, Schedule, check_callable, check_integer, check_nonnegative, check_steps, concrete
-from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
+from lrtools.schedules._arith import as_steps, compute_dtype, count_reached, int_steps
 
 
 def warmup_schedule(schedule: Schedule, warmup_steps: Numeric, init_value: Numeric = 0.0) -> Schedule:
@@ -94,7 +94,7 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
     t = int_steps(step)
     marks = as_steps(boundaries, t.dtype).reshape(-1)
     offsets = jnp.concatenate([jnp.zeros((1,), t.dtype), marks])
-    index = jnp.sum(t[..., None] >= marks, axis=-1)
+    index = count_reached(t, marks)
     parts = [s(jnp.maximum(t - offsets[i], 0)) for i, s in enumerate(schedules)]
     dtype = jnp.result_type(*parts)
     values = jnp.stack([p.astype(dtype) for p in parts], axis=-1)

@@ -7,7 +7,7 @@ import numpy as np
 
 from lrtools._typing import (INT32_MAX, Numeric, Schedule, check_flag, check_integer, check_interval, check_le,
                              check_nonnegative, check_one_of, concrete, float_dtype)
-from lrtools.schedules._arith import as_steps, compute_dtype, int_steps, offset, split_real
+from lrtools.schedules._arith import as_steps, compute_dtype, count_reached, int_steps, offset, split_real
 
 CYCLICAL_MODES = ("triangular", "triangular2", "exp_range")
 ANNEAL_MODES = ("cos", "linear")
@@ -184,7 +184,7 @@ def _anneal_phases(count, ends, values, anneal: str, dtype) -> jnp.ndarray:
   whole = jnp.stack([w for w, _ in parts])
   frac = jnp.stack([f for _, f in parts])
   values = jnp.stack([jnp.asarray(v, cdt) for v in values])
-  phase = jnp.sum(t[..., None] > whole[1:-1].astype(t.dtype), axis=-1)  # OneCycleLR: first phase with t <= end
+  phase = count_reached(t, whole[1:-1], strict=True)  # OneCycleLR: the first phase with t <= end
   position = offset(t, whole[phase], frac[phase], cdt)
   length = (whole[phase + 1] - whole[phase]).astype(cdt) + (frac[phase + 1] - frac[phase])
   pct = jnp.clip(position / jnp.where(length > 0, length, 1), 0, 1)  # holds the last value after the end

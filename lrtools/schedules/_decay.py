@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from lrtools._typing import (Numeric, Schedule, check_finite, check_integer, check_interval, check_le,
                              check_nonnegative, check_positive, check_steps, float_dtype)
-from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
+from lrtools.schedules._arith import as_steps, compute_dtype, count_reached, int_steps
 
 
 def constant_schedule(value: Numeric) -> Schedule:
@@ -117,7 +117,7 @@ def multistep_schedule(init_value: Numeric, milestones: Sequence[Numeric] | Nume
 
   def schedule(count):
     t = int_steps(count)
-    passed = jnp.sum(t[..., None] >= as_steps(milestones, t.dtype).reshape(-1), axis=-1)
+    passed = count_reached(t, as_steps(milestones, t.dtype).reshape(-1))
     return (jnp.asarray(init_value, cdt) * jnp.asarray(factor, cdt) ** passed.astype(cdt)).astype(dtype)
 
   return schedule

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from lrtools._typing import (Numeric, Schedule, check_integer, check_interval, check_le, check_nonnegative,
                              float_dtype)
-from lrtools.schedules._arith import as_steps, compute_dtype, int_steps
+from lrtools.schedules._arith import as_steps, compute_dtype, count_reached, int_steps
 
 SNAP_ULPS = 32  # a real restart boundary within this many ulps above an integer counts as that integer
 
@@ -59,7 +59,8 @@ def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt):
   # integer cycle_mult >= 2
   m_int = jnp.maximum(m_round, 2).astype(int_t)
   starts, overflowed = _integer_mult_starts(t0, m_int, int_t)
-  i_int = jnp.sum((t[..., None] >= starts[1:]) & ~overflowed[1:], axis=-1).astype(int_t)
+  # Overflowed starts saturate at ``top``: only t == top reaches them, and it must not.
+  i_int = count_reached(t, starts[1:]) - jnp.where(t == top, jnp.sum(overflowed[1:]), 0)
   first_int = starts[i_int]
 
   # real cycle_mult > 1 (a finite placeholder in the unused branches)
@@ -80,8 +81,8 @@ def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt):
   first_real_f, first_real, _ = real_start(i_real)
 
   kind = jnp.where(m == 1, 0, jnp.where(m == m_round, 1, 2))
-  index = jnp.choose(kind, [i_one, i_int, i_real], mode="clip")
-  first = jnp.choose(kind, [first_one, first_int, first_real], mode="clip")
+  index = jnp.choose(kind, [i.astype(int_t) for i in (i_one, i_int, i_real)], mode="clip")
+  first = jnp.choose(kind, [f.astype(int_t) for f in (first_one, first_int, first_real)], mode="clip")
   i_f = index.astype(cdt)
   next_real_f, _, _ = real_start(i_real + 1)
   length = jnp.choose(kind, [t0_f, t0_f * m_round ** i_f, next_real_f - first_real_f], mode="clip")
