@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
-from lrtools._typing import (Numeric, Schedule, check_integer, check_interval, check_le, check_nonnegative,
-                             float_dtype)
+from lrtools._typing import (INT32_MAX, Numeric, Schedule, check_integer, check_interval, check_le,
+                             check_nonnegative, concrete, float_dtype)
 from lrtools.schedules._arith import as_steps, compute_dtype, count_reached, int_steps
 
 SNAP_ULPS = 32  # a real restart boundary within this many ulps above an integer counts as that integer
+MAX_TABLE = 2**16  # restarts tabulated on the host for a concrete real cycle_mult (m ≥ ~1.0003 for T_0 = 1)
 
 
 def _integer_mult_starts(cycle_steps, mult, int_dtype):
@@ -33,18 +35,43 @@ def _real_start(i, cycle_steps, mult, cdt):
   return jnp.ceil(real - SNAP_ULPS * jnp.finfo(cdt).eps * real)
 
 
-def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt):
+def restart_table(cycle_steps, cycle_mult) -> tuple[np.ndarray, np.ndarray] | None:
+  """For concrete ``cycle_steps`` and a concrete non-integer ``cycle_mult``: the restarts ``S_i <= 2**31 − 1``
+  (int32) and the cycles' lengths ``S_{i+1} − S_i`` computed in float64 on the host, so that restarts are
+  exact at every int32 step; ``None`` when an argument is traced, ``cycle_mult`` is an integer, or there
+  are more than :data:`MAX_TABLE` cycles (then :func:`_real_start` evaluates them on the device)."""
+  t0, m = concrete(cycle_steps), concrete(cycle_mult)
+  if t0 is None or m is None or float(m) == round(float(m)):
+    return None
+  t0, m = float(t0), float(m)
+  count = int(np.ceil(np.log1p(INT32_MAX * (m - 1) / t0) / np.log(m))) + 2
+  if count > MAX_TABLE:
+    return None
+  i = np.arange(count + 1, dtype=np.float64)
+  real = t0 * np.expm1(i * np.log1p(m - 1)) / (m - 1)
+  starts = np.ceil(real - SNAP_ULPS * np.finfo(np.float64).eps * real)
+  reached = starts <= INT32_MAX
+  return starts[reached].astype(np.int32), np.diff(starts)[:int(reached.sum())]
+
+
+def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt, table=None):
   """Index ``i`` of the cycle holding integer step ``t``, its first step ``S_i`` (an integer) and its
   length ``S_{i+1} − S_i`` (a float of ``cdt``).
 
   - ``cycle_mult = 1``: ``i = ⌊t / T_0⌋`` in integers, exact for every step.
   - integer ``cycle_mult >= 2``: ``S_i = T_0 (1 + m + … + m^{i−1})`` by saturating integer arithmetic (no
     overflow for any m), exact for every int32 step.
-  - real ``cycle_mult``: ``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` (see :func:`_real_start`); a log estimate of ``i``
-    corrected against ``S_i`` and ``S_{i+1}``. Exact while the boundaries are resolved by ``cdt``
-    (below ~2^24 / SNAP_ULPS steps in float32, everywhere in float64); beyond, a restart may move by the
-    float rounding of its boundary (relative 4e-6 in float32), never outside the schedule's range.
+  - real ``cycle_mult`` with a host ``table`` (:func:`restart_table`): a binary search, exact everywhere.
+  - real ``cycle_mult`` otherwise (traced, or m so close to 1 that there are over 2^16 cycles):
+    ``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` (see :func:`_real_start`) in ``cdt``, a log estimate of ``i``
+    corrected against ``S_i`` and ``S_{i+1}``. Exact while ``cdt`` resolves the boundaries (float64);
+    in float32 a restart may move by the rounding of its boundary (relative ~4e-6), never outside the
+    schedule's range.
   """
+  if table is not None:
+    starts, lengths = jnp.asarray(table[0]), jnp.asarray(table[1], cdt)
+    index = jnp.searchsorted(starts, t.astype(jnp.int32), side="right") - 1
+    return index.astype(t.dtype), starts[index].astype(t.dtype), lengths[index]
   int_t = t.dtype
   top = jnp.iinfo(int_t).max
   t0 = as_steps(cycle_steps, int_t)
@@ -104,8 +131,10 @@ def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric 
   Closed form (no state, no loop). Restarts are exact integer steps: for integer ``cycle_mult`` (1
   included) at every int32 step (0 … 2**31 − 1) with no overflow for any multiplier, matching the widely
   used CosineAnnealingWarmRestarts step for step; for a real ``cycle_mult`` the restart is the ceiling of
-  the real boundary (``sgdr_schedule(1.0, 10, 1.3)`` restarts at 10, 23, 40, 62, …), exact while float32
-  resolves the boundary (about 2^19 steps; everywhere under x64) and within its rounding beyond.
+  the real boundary (``sgdr_schedule(1.0, 10, 1.3)`` restarts at 10, 23, 40, 62, …), computed in float64 on
+  the host and exact at every int32 step when ``cycle_steps`` and ``cycle_mult`` are concrete (and there are
+  at most 2^16 cycles); a traced real ``cycle_mult`` is evaluated on the device, exact in float64 and
+  within float32's rounding of the boundary (relative ~4e-6) in float32.
 
   Args:
     max_value: :math:`\eta_{max} \ge 0`, the value right after each restart (of the first cycle).
@@ -136,12 +165,12 @@ def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric 
   check_interval(call, "max_decay", max_decay, 0.0, 1.0, low_closed=False, high_closed=True)
   check_interval(call, "min_decay", min_decay, 0.0, 1.0, low_closed=False, high_closed=True)
   dtype = float_dtype(max_value, min_value, cycle_mult, max_decay, min_decay)
-
   cdt = compute_dtype(dtype)
+  table = restart_table(cycle_steps, cycle_mult)
 
   def schedule(count):
     t = int_steps(count)
-    cycle, first, length = restart_cycle(t, cycle_steps, cycle_mult, cdt)
+    cycle, first, length = restart_cycle(t, cycle_steps, cycle_mult, cdt, table)
     cycle = cycle.astype(cdt)
     high = jnp.asarray(max_value, cdt) * jnp.asarray(max_decay, cdt) ** cycle
     low = jnp.asarray(min_value, cdt) * jnp.asarray(min_decay, cdt) ** cycle
