@@ -130,20 +130,21 @@ def sgdr_restarts(cycle_steps, cycle_mult, last):
 
 def sgdr(ts, max_value, cycle_steps, cycle_mult, min_value, max_decay, min_decay):
   """Loshchilov & Hutter 2017, eq. 5: cycle i runs from restart S_i for T_i = S_{i+1} − S_i steps (T_0 m^i for
-  integer m), with t_cur = t − S_i and the cycle's bounds decayed i times."""
-  ts = [int(t) for t in ts]
-  starts = sgdr_restarts(cycle_steps, cycle_mult, max(ts, default=0))
-  starts = None if starts is None else np.array([int(s) for s in starts], np.int64)
-  out = []
-  for t in ts:
-    if starts is None:
-      i, first, length = t // cycle_steps, (t // cycle_steps) * cycle_steps, cycle_steps
-    else:
-      i = int(np.searchsorted(starts, t, side="right")) - 1
-      first, length = int(starts[i]), int(starts[i + 1] - starts[i])
-    high, low = max_value * max_decay ** i, min_value * min_decay ** i
-    out.append(low + 0.5 * (high - low) * (1 + math.cos(math.pi * (t - first) / length)))
-  return np.array(out)
+  integer m), with t_cur = t − S_i and the cycle's bounds decayed i times. One cycle at a time."""
+  ts = np.asarray(list(ts), np.int64)
+  out = np.full(ts.shape, np.nan)
+  last = int(ts.max()) if ts.size else 0
+  starts = sgdr_restarts(cycle_steps, cycle_mult, last)
+  if starts is None:  # m = 1: every cycle lasts T_0 steps
+    i, first, length = ts // cycle_steps, (ts // cycle_steps) * cycle_steps, cycle_steps
+  else:
+    starts = np.array([int(s) for s in starts], np.int64)
+    i = np.searchsorted(starts, ts, side="right") - 1
+    first, length = starts[i], starts[i + 1] - starts[i]
+  i = i.astype(np.float64)
+  high, low = max_value * max_decay ** i, min_value * min_decay ** i
+  out[:] = low + 0.5 * (high - low) * (1 + np.cos(np.pi * (ts - first) / length))
+  return out
 
 
 def warmup(ts, schedule_values, warmup_steps, init_value):
@@ -220,17 +221,24 @@ def range_test_linear(w, b, xs, ys, lrs, momentum=0.0, smoothing=0.05, debias=Fa
   return losses, smoothed, n, False
 
 
-def suggest_steepest(lrs, losses, num_run, skip_start=10, skip_end=5):
-  """torch-lr-finder: drop the first ``skip_start`` and last ``skip_end`` points, then the most negative
-  ``np.gradient`` — here against log(lr), which for a log-spaced sweep picks the same point."""
-  lrs, losses = np.asarray(lrs)[:num_run], np.asarray(losses)[:num_run]
+def steepest_slopes(lrs, losses, num_run, skip_start=10, skip_end=5):
+  """torch-lr-finder's slopes: drop the first ``skip_start`` and last ``skip_end`` points, then
+  ``np.gradient`` of the window — here against log(lr), which for a log-spaced sweep is the step index up to
+  an affine change. Returns ``(first index of the window, slopes)``, or None without two finite points."""
+  lrs, losses = np.asarray(lrs, np.float64)[:num_run], np.asarray(losses, np.float64)[:num_run]
   lo, hi = skip_start, num_run - skip_end
   if hi - lo < 2:
     return None
   window = losses[lo:hi]
   if not np.all(np.isfinite(window)):
     return None
-  return lo + int(np.argmin(np.gradient(window, np.log(lrs[lo:hi]))))
+  return lo, np.gradient(window, np.log(lrs[lo:hi]))
+
+
+def suggest_steepest(lrs, losses, num_run, skip_start=10, skip_end=5):
+  """torch-lr-finder's ``steepest``: the index of the most negative slope (see :func:`steepest_slopes`)."""
+  found = steepest_slopes(lrs, losses, num_run, skip_start, skip_end)
+  return None if found is None else found[0] + int(np.argmin(found[1]))
 
 
 def suggest_minimum(losses, num_run, skip_start=0, skip_end=0):
@@ -265,7 +273,11 @@ def suggest_valley(losses, num_run, skip_start=0, skip_end=0):
 # ---------------------------------------------------------------------------------------------------------
 # Optimizers and transforms (CS231n "Neural Networks 3", D2L ch. 11, the papers), one step at a time.
 # Every optimizer runs ``num_steps`` steps of ``x <- update(x, grad(x, t))`` and returns the trajectory,
-# shape ``(num_steps + 1, dim)``. A hyperparameter is a number or a per-step sequence.
+# shape ``(num_steps + 1, dim)``. A hyperparameter is a number or a per-step sequence. Complex ``x0`` runs
+# in complex128 with squared gradients ``|g|²`` (optax's convention for complex parameters; for a real g
+# it is g²). Weight decay ``wd`` (with ``mask``, a boolean per coordinate, True where it applies) follows
+# PyTorch: ``SGD(weight_decay)`` adds ``wd·x`` to the gradient; ``AdamW`` first shrinks ``x <- x − lr·wd·x``,
+# then takes the Adam step; momentum/Nesterov decay decoupled (SGDW, Loshchilov & Hutter 2019, Alg. 1).
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -275,7 +287,7 @@ def at(value, t):
 
 
 def _run(step, grad, x0, num_steps):
-  x = np.array(x0, dtype=np.float64)
+  x = np.array(x0, dtype=np.result_type(np.asarray(x0), np.float64))
   path = [x.copy()]
   for t in range(num_steps):
     x = step(x, grad(x, t), t)
@@ -283,39 +295,55 @@ def _run(step, grad, x0, num_steps):
   return np.stack(path)
 
 
-def sgd(grad, x0, num_steps, lr):
-  return _run(lambda x, g, t: x - at(lr, t) * g, grad, x0, num_steps)
+def _decayed(x0, mask):
+  """1.0 where weight decay applies, 0.0 elsewhere."""
+  return np.ones(np.shape(x0)) if mask is None else np.asarray(mask, np.float64)
 
 
-def momentum(grad, x0, num_steps, lr, mu, lr_in_velocity=True):
-  """CS231n: v = μv − η·dx; x += v.  D2L: v = μv + dx; x −= η·v."""
-  v = np.zeros_like(np.asarray(x0, np.float64))
+def sgd(grad, x0, num_steps, lr, weight_decay=0.0, mask=None):
+  """torch.optim.SGD(lr, weight_decay=wd), momentum 0: dx += wd·x; x −= η·dx."""
+  on = _decayed(x0, mask)
 
   def step(x, g, t):
-    nonlocal v
-    if lr_in_velocity:
-      v = at(mu, t) * v - at(lr, t) * g
-      return x + v
-    v = at(mu, t) * v + g
-    return x - at(lr, t) * v
+    g = g + at(weight_decay, t) * on * x
+    return x - at(lr, t) * g
 
   return _run(step, grad, x0, num_steps)
 
 
-def nesterov(grad, x0, num_steps, lr, mu, lr_in_velocity=True):
+def momentum(grad, x0, num_steps, lr, mu, lr_in_velocity=True, weight_decay=0.0, mask=None):
+  """CS231n: v = μv − η·dx; x += v.  D2L: v = μv + dx; x −= η·v.  SGDW: then x −= η·wd·x_old."""
+  v = np.zeros(np.shape(x0))
+  on = _decayed(x0, mask)
+
+  def step(x, g, t):
+    nonlocal v
+    shrink = at(lr, t) * at(weight_decay, t) * on * x
+    if lr_in_velocity:
+      v = at(mu, t) * v - at(lr, t) * g
+      return x + v - shrink
+    v = at(mu, t) * v + g
+    return x - at(lr, t) * v - shrink
+
+  return _run(step, grad, x0, num_steps)
+
+
+def nesterov(grad, x0, num_steps, lr, mu, lr_in_velocity=True, weight_decay=0.0, mask=None):
   """CS231n: v_prev = v; v = μv − η·dx; x += −μ·v_prev + (1 + μ)·v.
-  Rate outside (optax/PyTorch): v = μv + dx; x −= η·(dx + μ·v)."""
-  v = np.zeros_like(np.asarray(x0, np.float64))
+  Rate outside (optax/PyTorch): v = μv + dx; x −= η·(dx + μ·v).  SGDW: then x −= η·wd·x_old."""
+  v = np.zeros(np.shape(x0))
+  on = _decayed(x0, mask)
 
   def step(x, g, t):
     nonlocal v
     m = at(mu, t)
+    shrink = at(lr, t) * at(weight_decay, t) * on * x
     if lr_in_velocity:
       v_prev = v
       v = m * v - at(lr, t) * g
-      return x - m * v_prev + (1 + m) * v
+      return x - m * v_prev + (1 + m) * v - shrink
     v = m * v + g
-    return x - at(lr, t) * (g + m * v)
+    return x - at(lr, t) * (g + m * v) - shrink
 
   return _run(step, grad, x0, num_steps)
 
@@ -326,7 +354,7 @@ def adagrad(grad, x0, num_steps, lr, eps=1e-8, initial_accumulator_value=0.0):
 
   def step(x, g, t):
     nonlocal cache
-    cache = cache + g ** 2
+    cache = cache + np.abs(g) ** 2
     return x - at(lr, t) * g / (np.sqrt(cache) + at(eps, t))
 
   return _run(step, grad, x0, num_steps)
@@ -339,7 +367,7 @@ def rmsprop(grad, x0, num_steps, lr, decay=0.9, eps=1e-8):
   def step(x, g, t):
     nonlocal cache
     d = at(decay, t)
-    cache = d * cache + (1 - d) * g ** 2
+    cache = d * cache + (1 - d) * np.abs(g) ** 2
     return x - at(lr, t) * g / (np.sqrt(cache) + at(eps, t))
 
   return _run(step, grad, x0, num_steps)
@@ -353,26 +381,31 @@ def adadelta(grad, x0, num_steps, lr=1.0, rho=0.9, eps=1e-6):
   def step(x, g, t):
     nonlocal s, delta
     r, e = at(rho, t), at(eps, t)
-    s = r * s + (1 - r) * g * g
+    s = r * s + (1 - r) * np.abs(g) ** 2
     g_rescaled = np.sqrt(delta + e) / np.sqrt(s + e) * g
-    delta = r * delta + (1 - r) * g_rescaled * g_rescaled
+    delta = r * delta + (1 - r) * np.abs(g_rescaled) ** 2
     return x - at(lr, t) * g_rescaled
 
   return _run(step, grad, x0, num_steps)
 
 
-def adam(grad, x0, num_steps, lr, b1=0.9, b2=0.999, eps=1e-8, bias_correction=True):
+def adam(grad, x0, num_steps, lr, b1=0.9, b2=0.999, eps=1e-8, bias_correction=True, weight_decay=0.0,
+         mask=None):
   """CS231n full form: m = β1·m + (1−β1)·dx; mt = m/(1−β1**t); v likewise; x += −η·mt/(sqrt(vt)+eps).
-  A scheduled β divides by 1 − ∏ of the values used (1 − β**t for a constant β)."""
+  A scheduled β divides by 1 − ∏ of the values used (1 − β**t for a constant β).
+  torch.optim.AdamW: first x *= 1 − η·wd (where ``mask``), then the Adam step from the gradient at the
+  old x."""
   m = np.zeros(np.shape(x0))
   v = np.zeros(np.shape(x0))
   prod1 = prod2 = 1.0
+  on = _decayed(x0, mask)
 
   def step(x, g, t):
     nonlocal m, v, prod1, prod2
+    x = x * (1 - at(lr, t) * at(weight_decay, t) * on)
     beta1, beta2 = at(b1, t), at(b2, t)
     m = beta1 * m + (1 - beta1) * g
-    v = beta2 * v + (1 - beta2) * g ** 2
+    v = beta2 * v + (1 - beta2) * np.abs(g) ** 2
     if bias_correction:
       prod1 = prod1 * beta1 if np.ndim(b1) else beta1 ** (t + 1)
       prod2 = prod2 * beta2 if np.ndim(b2) else beta2 ** (t + 1)
@@ -394,7 +427,8 @@ def yogi(grad, x0, num_steps, lr, b1=0.9, b2=0.999, eps=1e-3):
     nonlocal m, s, prod1, prod2
     beta1, beta2 = at(b1, t), at(b2, t)
     m = beta1 * m + (1 - beta1) * g
-    s = s + (1 - beta2) * g ** 2 * np.sign(g ** 2 - s)
+    g2 = np.abs(g) ** 2
+    s = s + (1 - beta2) * g2 * np.sign(g2 - s)
     prod1 = prod1 * beta1 if np.ndim(b1) else beta1 ** (t + 1)
     prod2 = prod2 * beta2 if np.ndim(b2) else beta2 ** (t + 1)
     return x - at(lr, t) * (m / (1 - prod1)) / (np.sqrt(s / (1 - prod2)) + at(eps, t))
@@ -439,12 +473,14 @@ def reduce_on_plateau(metrics, factor=0.1, patience=10, threshold=1e-4, threshol
   return np.array(scales)
 
 
-def ema_average(iterates, decay, debias=True, start_step=0):
+def ema_average(iterates, decay, debias=True, start_step=0, weights=False):
   """Exponential average of ``iterates[k]`` (the parameters after step k; iterates[0] the initial ones)
   over k > start_step, reported after each step k ≥ 1. Debiased: the zero-started average divided by
   1 − d**n. Not debiased: started from the parameters at step ``start_step``. Before any step is
-  averaged, the average is the current parameters. A per-step ``decay`` sequence is indexed by k − 1."""
-  out = []
+  averaged, the average is the current parameters. A per-step ``decay`` sequence is indexed by k − 1.
+  With ``weights``, also the weight w_k of each step written as x̄_k = x̄_{k−1} + w_k (x_k − x̄_{k−1})
+  (1 where the average follows the parameters), from which tests bound rounding errors."""
+  out, ws = [], []
   biased = np.zeros_like(np.asarray(iterates[0], np.float64))
   plain = np.asarray(iterates[0], np.float64)
   prod = 1.0
@@ -454,25 +490,32 @@ def ema_average(iterates, decay, debias=True, start_step=0):
     if k <= start_step:
       plain = x
       out.append(x)
+      ws.append(1.0)
       continue
     if debias:
       biased = d * biased + (1 - d) * x
       prod = prod * d if np.ndim(decay) else d ** (k - start_step)
       out.append(biased / (1 - prod))
+      ws.append((1 - d) / (1 - prod))
     else:
       plain = d * plain + (1 - d) * x
       out.append(plain)
-  return np.stack(out)
+      ws.append(1 - d)
+  return (np.stack(out), np.array(ws)) if weights else np.stack(out)
 
 
-def polyak_average(iterates, start_step=0, every=1):
+def polyak_average(iterates, start_step=0, every=1, weights=False):
   """Equal-weight mean of the iterates k > start_step with (k − start_step) divisible by ``every``,
-  reported after each step k ≥ 1; before the first such iterate, the current parameters."""
-  out = []
+  reported after each step k ≥ 1; before the first such iterate, the current parameters. With
+  ``weights``, also the weight of each step as in :func:`ema_average` (1/n, 0 when not averaged)."""
+  out, ws = [], []
   chosen = []
   for k in range(1, len(iterates)):
     x = np.asarray(iterates[k], np.float64)
     if k > start_step and (k - start_step) % every == 0:
       chosen.append(x)
+      ws.append(1 / len(chosen))
+    else:
+      ws.append(0.0 if chosen else 1.0)
     out.append(np.mean(chosen, axis=0) if chosen else x)
-  return np.stack(out)
+  return (np.stack(out), np.array(ws)) if weights else np.stack(out)

@@ -54,6 +54,43 @@ def restart_table(cycle_steps, cycle_mult) -> tuple[np.ndarray, np.ndarray] | No
   return starts[reached].astype(np.int32), np.diff(starts)[:int(reached.sum())]
 
 
+def _cycles_of_one(t, t0, m, cdt):
+  """``cycle_mult = 1``: ``i = ⌊t / T_0⌋`` in integers."""
+  index = t // t0
+  return index, index * t0, t0.astype(cdt)
+
+
+def _cycles_of_integer_mult(t, t0, m, cdt):
+  """Integer ``cycle_mult >= 2``: the starts by saturating integer arithmetic."""
+  top = jnp.iinfo(t.dtype).max
+  m_round = jnp.round(m)
+  starts, overflowed = _integer_mult_starts(t0, jnp.maximum(m_round, 2).astype(t.dtype), t.dtype)
+  # Overflowed starts saturate at ``top``: only t == top reaches them, and it must not.
+  index = (count_reached(t, starts[1:]) - jnp.where(t == top, jnp.sum(overflowed[1:]), 0)).astype(t.dtype)
+  return index, starts[index], t0.astype(cdt) * m_round ** index.astype(cdt)
+
+
+def _cycles_of_real_mult(t, t0, m, cdt):
+  """Real ``cycle_mult > 1`` on the device: a log estimate of ``i`` corrected against ``S_i``, ``S_{i+1}``."""
+  top = jnp.iinfo(t.dtype).max
+  m = jnp.where(m > 1, m, 2)  # a finite placeholder when another branch is the one selected
+  t0_f = t0.astype(cdt)
+
+  def start(i):  # (value as a float, as an integer or 0, reachable)
+    value = _real_start(i.astype(cdt), t0_f, m, cdt)
+    reachable = value <= top
+    return value, jnp.where(reachable, value, 0).astype(t.dtype), reachable
+
+  estimate = jnp.floor(jnp.log1p(t.astype(cdt) * (m - 1) / t0_f) / jnp.log(m))
+  index = jnp.clip(estimate, 0, top - 1).astype(t.dtype)
+  _, s, ok = start(index)
+  index = jnp.where(ok & (s <= t), index, jnp.maximum(index - 1, 0))
+  _, s, ok = start(index + 1)
+  index = jnp.where(ok & (s <= t), index + 1, index)
+  first_f, first, _ = start(index)
+  return index, first, start(index + 1)[0] - first_f
+
+
 def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt, table=None):
   """Index ``i`` of the cycle holding integer step ``t``, its first step ``S_i`` (an integer) and its
   length ``S_{i+1} − S_i`` (a float of ``cdt``).
@@ -63,57 +100,27 @@ def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt, table=None):
     overflow for any m), exact for every int32 step.
   - real ``cycle_mult`` with a host ``table`` (:func:`restart_table`): a binary search, exact everywhere.
   - real ``cycle_mult`` otherwise (traced, or m so close to 1 that there are over 2^16 cycles):
-    ``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` (see :func:`_real_start`) in ``cdt``, a log estimate of ``i``
-    corrected against ``S_i`` and ``S_{i+1}``. Exact while ``cdt`` resolves the boundaries (float64);
-    in float32 a restart may move by the rounding of its boundary (relative ~4e-6), never outside the
-    schedule's range.
+    ``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` (see :func:`_real_start`) in ``cdt``. Exact while ``cdt`` resolves
+    the boundaries (float64); in float32 a restart may move by the rounding of its boundary (relative
+    ~4e-6), never outside the schedule's range.
+
+  A concrete ``cycle_mult`` compiles only its own case; a traced one computes the three and selects.
   """
   if table is not None:
     starts, lengths = jnp.asarray(table[0]), jnp.asarray(table[1], cdt)
     index = jnp.searchsorted(starts, t.astype(jnp.int32), side="right") - 1
     return index.astype(t.dtype), starts[index].astype(t.dtype), lengths[index]
-  int_t = t.dtype
-  top = jnp.iinfo(int_t).max
-  t0 = as_steps(cycle_steps, int_t)
+  t0 = as_steps(cycle_steps, t.dtype)
   m = jnp.asarray(cycle_mult, cdt)
-  m_round = jnp.round(m)
-  t0_f = t0.astype(cdt)
-
-  # cycle_mult == 1
-  i_one = t // t0
-  first_one = i_one * t0
-
-  # integer cycle_mult >= 2
-  m_int = jnp.maximum(m_round, 2).astype(int_t)
-  starts, overflowed = _integer_mult_starts(t0, m_int, int_t)
-  # Overflowed starts saturate at ``top``: only t == top reaches them, and it must not.
-  i_int = count_reached(t, starts[1:]) - jnp.where(t == top, jnp.sum(overflowed[1:]), 0)
-  first_int = starts[i_int]
-
-  # real cycle_mult > 1 (a finite placeholder in the unused branches)
-  m_real = jnp.where(m > 1, m, 2)
-
-  def real_start(i):  # (float value, integer value or top, reachable)
-    value = _real_start(i.astype(cdt), t0_f, m_real, cdt)
-    reachable = value <= top
-    return value, jnp.where(reachable, value, 0).astype(int_t), reachable
-
-  t_f = t.astype(cdt)
-  est = jnp.floor(jnp.log1p(t_f * (m_real - 1) / t0_f) / jnp.log(m_real))
-  i_real = jnp.clip(est, 0, top - 1).astype(int_t)
-  _, s, ok = real_start(i_real)
-  i_real = jnp.where(ok & (s <= t), i_real, jnp.maximum(i_real - 1, 0))
-  _, s, ok = real_start(i_real + 1)
-  i_real = jnp.where(ok & (s <= t), i_real + 1, i_real)
-  first_real_f, first_real, _ = real_start(i_real)
-
-  kind = jnp.where(m == 1, 0, jnp.where(m == m_round, 1, 2))
-  index = jnp.choose(kind, [i.astype(int_t) for i in (i_one, i_int, i_real)], mode="clip")
-  first = jnp.choose(kind, [f.astype(int_t) for f in (first_one, first_int, first_real)], mode="clip")
-  i_f = index.astype(cdt)
-  next_real_f, _, _ = real_start(i_real + 1)
-  length = jnp.choose(kind, [t0_f, t0_f * m_round ** i_f, next_real_f - first_real_f], mode="clip")
-  return index, first, length
+  cases = [_cycles_of_one, _cycles_of_integer_mult, _cycles_of_real_mult]
+  known = concrete(cycle_mult)
+  if known is not None:
+    kind = 0 if known == 1 else 1 if known == np.round(known) else 2
+    return cases[kind](t, t0, m, cdt)
+  kind = jnp.where(m == 1, 0, jnp.where(m == jnp.round(m), 1, 2))
+  results = [case(t, t0, m, cdt) for case in cases]
+  return tuple(jnp.choose(kind, [r[k].astype(results[0][k].dtype) for r in results], mode="clip")
+               for k in range(3))
 
 
 def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric = 1.0, min_value: Numeric = 0.0,
