@@ -27,10 +27,13 @@ PANELS = [
     ("sgdr max_decay=0.7, cycle_mult=1", lrt.sgdr_schedule(0.1, 150, 1.0, 0.0, max_decay=0.7)),
     ("join: constant → cosine", lrt.join_schedules([lrt.constant_schedule(0.05),
                                                     lrt.cosine_decay_schedule(0.1, 500)], [400])),
+    ("wsd_schedule(0.1, 1000, 100, 300): cooldowns", {  # one panel, a line per cooldown shape
+        shape: lrt.wsd_schedule(0.1, 1000, 100, 300, decay_shape=shape) for shape in ("linear", "1-sqrt")}),
 ]
 
-fig, axes = plt.subplots(5, 3, figsize=(13, 14), layout="constrained")
+fig, axes = plt.subplots(4, 4, figsize=(17, 11), layout="constrained")
 for ax, (title, sched) in zip(axes.flat, PANELS):
-  lrt.plotting.plot_schedule(sched, 1000, ax=ax)
+  for label, line in (sched.items() if isinstance(sched, dict) else [(None, sched)]):
+    lrt.plotting.plot_schedule(line, 1000, ax=ax, label=label)
   ax.set_title(title, fontsize=9)
 fig.savefig(Path(__file__).parent / "gallery.png", dpi=70)

@@ -6,8 +6,11 @@ import os
 import struct
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lrtools import data
 from lrtools.data import Dataset, batches, load_digits, load_fashion_mnist, read_idx
@@ -18,6 +21,18 @@ try:
 except ImportError:
   HAVE_SKLEARN = False
 needs_sklearn = pytest.mark.skipif(not HAVE_SKLEARN, reason='needs pip install "lrtools[data]"')
+
+# What the strict input rules reject, generated: bools as numbers, strings/None, vectors as scalars,
+# integers above 2**31 - 1, non-integral floats.
+NOT_FLAGS = st.one_of(st.text(), st.none(), st.integers(), st.floats(), st.just(np.array([True])),
+                      st.lists(st.booleans(), min_size=1, max_size=2))
+NOT_COUNTS = st.one_of(st.booleans(), st.integers(max_value=0), st.integers(min_value=2**31), st.text(),
+                       st.none(), st.floats().filter(lambda v: not (np.isfinite(v) and v == int(v) and v >= 1)),
+                       st.lists(st.integers(1, 9), min_size=1, max_size=2), st.just(np.array([3])))
+NOT_SEEDS = st.one_of(st.booleans(), st.integers(max_value=-1), st.integers(min_value=2**31), st.text(),
+                      st.none(), st.floats().filter(lambda v: not (np.isfinite(v) and v == int(v) and v >= 0)))
+NOT_FRACTIONS = st.one_of(st.booleans(), st.floats().filter(lambda v: not 0 < v < 1), st.text(), st.none(),
+                          st.just([0.2]), st.just(np.array([0.2])), st.just(0.2j))
 
 # --------------------------------------------------------------------------------------------- digits
 
@@ -112,6 +127,38 @@ def test_digits_bad_arguments(kwargs, name):
     load_digits(**kwargs)
 
 
+@given(st.sampled_from(["flat", "standardize"]), NOT_FLAGS)
+def test_digits_flags_must_be_bools(name, value):
+  with pytest.raises(ValueError, match=rf"`load_digits\({name}=\.\.\.\)` must be True or False, got {name}="):
+    load_digits(**{name: value})
+
+
+@given(NOT_SEEDS)
+def test_digits_seed_must_be_an_int32_integer(seed):
+  with pytest.raises(ValueError, match=r"`load_digits\(seed=\.\.\.\)` .*got seed="):
+    load_digits(seed=seed)
+
+
+@given(NOT_FRACTIONS)
+def test_digits_fraction_must_be_a_scalar_in_the_open_unit_interval(fraction):
+  with pytest.raises(ValueError, match=r"`load_digits\(validation_fraction=\.\.\.\)` .*got validation_fraction="):
+    load_digits(validation_fraction=fraction)
+
+
+@needs_sklearn
+def test_digits_scalars_of_any_type(digits):
+  same = load_digits(validation_fraction=np.float64(0.2), seed=np.int64(0), flat=np.bool_(True))
+  np.testing.assert_array_equal(same.y_valid, digits.y_valid)
+  np.testing.assert_array_equal(load_digits(seed=3.0).y_valid, load_digits(seed=3).y_valid)
+
+
+def test_digits_traced_arguments_are_rejected():
+  with pytest.raises(ValueError, match=r"`load_digits\(seed=\.\.\.\)` must be concrete"):
+    jax.jit(lambda s: load_digits(seed=s).x_train)(0)
+  with pytest.raises(ValueError, match=r"`load_digits\(validation_fraction=\.\.\.\)` must be concrete"):
+    jax.jit(lambda f: load_digits(validation_fraction=f).x_train)(0.2)
+
+
 def test_digits_missing_sklearn_hint(monkeypatch):
   import importlib.util
   real_find_spec = importlib.util.find_spec
@@ -197,6 +244,19 @@ def test_fashion_validation_fraction_splits_train(tmp_path):
   np.testing.assert_array_equal(ds.x_valid, again.x_valid)
 
 
+@given(st.sampled_from(["flat", "standardize"]), NOT_FLAGS)
+def test_fashion_flags_must_be_bools(name, value):
+  # Arguments are checked before the files are looked for.
+  with pytest.raises(ValueError, match=rf"`load_fashion_mnist\({name}=\.\.\.\)` must be True or False"):
+    load_fashion_mnist("/nonexistent", **{name: value})
+
+
+@given(NOT_SEEDS, st.one_of(st.none(), NOT_FRACTIONS))
+def test_fashion_seed_and_fraction_are_checked(seed, fraction):
+  with pytest.raises(ValueError, match=r"`load_fashion_mnist\((seed|validation_fraction)=\.\.\.\)`"):
+    load_fashion_mnist("/nonexistent", seed=seed, validation_fraction=fraction)
+
+
 def test_fashion_missing_files_are_named(tmp_path):
   write_idx_dir(tmp_path)
   os.remove(tmp_path / "t10k-images-idx3-ubyte")
@@ -252,6 +312,17 @@ def test_read_idx_reports_magic_and_length(tmp_path):
   path.write_bytes(struct.pack(">III", 0x00000D02, 1, 2) + values.tobytes())
   out = read_idx(path, ndim=2)
   assert out.dtype == np.float32 and out.dtype.isnative and out.tolist() == [[1.5, -2.0]]
+
+
+@pytest.mark.parametrize("kwargs, name", [({"ndim": True}, "ndim"), ({"ndim": "3"}, "ndim"), ({"ndim": 0}, "ndim"),
+                                          ({"ndim": 256}, "ndim"), ({"ndim": 1.5}, "ndim"), ({"path": None}, "path"),
+                                          ({"path": 3}, "path")])
+def test_read_idx_bad_arguments(tmp_path, kwargs, name):
+  path = tmp_path / "labels"
+  path.write_bytes(idx_bytes(Y_TRAIN))
+  with pytest.raises(ValueError, match=rf"`read_idx\({name}=\.\.\.\)` .*got {name}="):
+    read_idx(**{"path": path, **kwargs})
+  assert read_idx(path, ndim=np.int64(1)).tolist() == Y_TRAIN.tolist()
 
 
 @pytest.mark.parametrize("case", ["labels", "length", "keys", "dtype", "not_npz"])
@@ -335,7 +406,10 @@ def test_batches_epoch_coverage(n, batch_size, num_steps):
 
 @pytest.mark.parametrize("kwargs, name", [
     ({"batch_size": 0}, "batch_size"),
-    ({"batch_size": 2.0}, "batch_size"),
+    ({"batch_size": 2.5}, "batch_size"),
+    ({"batch_size": True}, "batch_size"),
+    ({"batch_size": [2]}, "batch_size"),
+    ({"num_steps": 2**31}, "num_steps"),  # used to start sampling 2**31 batches
     ({"num_steps": -1}, "num_steps"),
     ({"key_or_seed": -1}, "key_or_seed"),
     ({"key_or_seed": "seed"}, "key_or_seed"),
@@ -347,6 +421,27 @@ def test_batches_bad_arguments(kwargs, name):
     batches(np.zeros((4, 1)), np.arange(4), **args)
 
 
+@given(st.sampled_from(["batch_size", "num_steps"]), NOT_COUNTS)
+def test_batches_counts_must_be_positive_int32_integers(name, value):
+  args = {"batch_size": 2, "num_steps": 3, "key_or_seed": 0, name: value}
+  with pytest.raises(ValueError, match=rf"`batches\({name}=\.\.\.\)` .*got {name}="):
+    batches(np.zeros((4, 1)), np.arange(4), **args)
+
+
+@given(st.one_of(NOT_SEEDS, st.just(jax.random.key(0)[None]), st.just(np.zeros(2, np.int32)),
+                 st.just([[1], [1, 2]])))
+def test_batches_key_or_seed_is_checked(value):
+  with pytest.raises(ValueError, match=r"`batches\(key_or_seed=\.\.\.\)` .*got key_or_seed="):
+    batches(np.zeros((4, 1)), np.arange(4), 2, 3, value)
+
+
+def test_batches_integers_of_any_type():
+  x, y = np.zeros((10, 1)), np.arange(10)
+  expected = batches(x, y, 3, 4, 5)["y"]
+  for args in [(np.int64(3), np.int32(4), np.uint8(5)), (3.0, 4.0, 5.0), (jnp.int32(3), np.array(4), jnp.array(5))]:
+    np.testing.assert_array_equal(batches(x, y, *args)["y"], expected)
+
+
 def test_batches_mismatched_data():
   with pytest.raises(ValueError, match=r"dataset_x.shape=\(4, 1\), dataset_y.shape=\(3,\)"):
     batches(np.zeros((4, 1)), np.arange(3), 2, 3, 0)
@@ -354,7 +449,11 @@ def test_batches_mismatched_data():
     batches(np.zeros((0, 1)), np.zeros(0), 2, 3, 0)
 
 
-def test_batches_rejects_traced_key():
+def test_batches_rejects_traced_arguments():
   x, y = np.zeros((4, 1)), np.arange(4)
   with pytest.raises(ValueError, match="key_or_seed"):
     jax.jit(lambda k: batches(x, y, 2, 3, k)["y"])(jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match=r"`batches\(key_or_seed=\.\.\.\)` must be concrete"):
+    jax.jit(lambda k: batches(x, y, 2, 3, k)["y"])(7)
+  with pytest.raises(ValueError, match=r"`batches\(num_steps=\.\.\.\)` must be concrete"):
+    jax.jit(lambda n: batches(x, y, 2, n, 0)["y"])(3)

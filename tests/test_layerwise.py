@@ -1,5 +1,6 @@
 """Per-layer multipliers, group assignment, discriminative spread and freezing."""
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -7,6 +8,8 @@ import numpy as np
 import optax
 import pytest
 from flax import nnx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lrtools.optimizers import adam, current_hyperparams, sgd
 from lrtools.transforms import (assign_groups, discriminative_multipliers, layer_multipliers, layerwise,
@@ -89,30 +92,94 @@ def test_assign_groups_regex_and_glob():
   assert assign_groups(LINEN, [r"Dense_0/kernel", r".*"])["params"]["Dense_0"] == {"bias": 1, "kernel": 0}
 
 
+def _named(call, name):
+  """The one error form: the call, the argument, then the value echoed."""
+  return rf"^`{call}\({name}=\.\.\.\)` .+, got {name}="
+
+
 def test_group_errors():
-  with pytest.raises(ValueError, match="matches no group"):
+  with pytest.raises(ValueError, match=_named("assign_groups", "groups") + ".*"):
     assign_groups(LINEN, ["Dense_0", "Dense_1"])
-  with pytest.raises(ValueError, match=r"pattern 'Dense_9' matches no parameter"):
+  with pytest.raises(ValueError, match=r"'params/Dense_2/bias' matches no group"):
+    assign_groups(LINEN, ["Dense_0", "Dense_1"])
+  with pytest.raises(ValueError, match=r"the pattern 'Dense_9' matches none"):
     assign_groups(LINEN, ["Dense_9", ".*"])
-  with pytest.raises(ValueError, match="receive no parameter"):
+  with pytest.raises(ValueError, match=r"group\(s\) \[1\] receive none"):
     assign_groups(LINEN, [".*", "Dense_0"])
-  with pytest.raises(ValueError, match=r"`assign_groups\(syntax=\.\.\.\)`"):
+  with pytest.raises(ValueError, match=_named("assign_groups", "syntax")):
     assign_groups(LINEN, GROUPS, syntax="sql")
-  with pytest.raises(ValueError, match="one factor per group"):
+  with pytest.raises(ValueError, match=_named("layer_multipliers", "factors") + r".*\[1.0, 0.5\]"):
     layer_multipliers(LINEN, GROUPS, [1.0, 0.5])
   with pytest.raises(ValueError, match=r"`layer_multipliers\(factors=\.\.\.\)` must be non-negative"):
     layer_multipliers(LINEN, GROUPS, [1.0, -0.5, 1.0])
 
 
+@pytest.mark.parametrize("call", [assign_groups, lambda p, g: layer_multipliers(p, g, [1.0, 1.0]),
+                                  lambda p, g: discriminative_multipliers(p, g, 0.1, 1.0)],
+                         ids=["assign_groups", "layer_multipliers", "discriminative_multipliers"])
+def test_bad_regex_is_named(call):
+  """A pattern that does not compile used to raise re.error from inside the re module."""
+  with pytest.raises(ValueError, match=r"`\w+\(groups=\.\.\.\)` must be a valid regular expression .+, "
+                                       r"got groups='Dense_\('"):
+    call(LINEN, ["Dense_(", ".*"])
+
+
 def test_multiplier_errors():
-  with pytest.raises(ValueError, match="no multiplier for the parameter 'params/Dense_2/bias'"):
+  with pytest.raises(ValueError, match=_named("scale_by_layer", "multipliers") + ".*"):
     scale_by_layer({"params": {"Dense_0": 1.0, "Dense_1": 1.0}}).init(LINEN)
-  with pytest.raises(ValueError, match=r"match no parameter: \['params/Dense_7'\]"):
+  with pytest.raises(ValueError, match=r"factor for the parameter 'params/Dense_2/bias' \(gives none\)"):
+    scale_by_layer({"params": {"Dense_0": 1.0, "Dense_1": 1.0}}).init(LINEN)
+  with pytest.raises(ValueError, match=r"entries \['params/Dense_7'\] match none"):
     scale_by_layer({"params": {"Dense_0": 1.0, "Dense_1": 1.0, "Dense_2": 1.0, "Dense_7": 1.0}}).init(LINEN)
   with pytest.raises(ValueError, match=r"`scale_by_layer\(multipliers=\.\.\.\)` must be non-negative"):
     scale_by_layer({"a": -1.0})
   with pytest.raises(ValueError, match="must be finite"):
     scale_by_layer(lambda path, p: float("nan")).init(LINEN)
+  with pytest.raises(ValueError, match=r"must be a scalar"):
+    scale_by_layer(lambda path, p: jnp.ones(2)).init(LINEN)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", None, 0.1, lambda lr: sgd(lr), optax.sgd],
+                         ids=["string", "None", "number", "factory", "optax-factory"])
+def test_layerwise_needs_a_transformation(optimizer):
+  """``layerwise("adam", ...)`` used to fail inside optax.chain with an AttributeError."""
+  with pytest.raises(ValueError, match=_named("layerwise", "optimizer")):
+    layerwise(optimizer, {"params": 1.0})
+
+
+# Generated bad inputs: bools as numbers, strings/None/complex, vectors as scalars, negative factors.
+_not_a_factor = st.one_of(st.booleans(), st.text(max_size=3), st.complex_numbers(min_magnitude=0.1).filter(
+    lambda z: z.imag != 0), st.lists(st.floats(0.0, 2.0), min_size=1, max_size=3).map(np.asarray),
+    st.floats(max_value=-1e-3), st.sampled_from([np.nan, np.inf]))
+_not_groups = st.one_of(st.none(), st.booleans(), st.integers(), st.just([]), st.just([[]]), st.just([3]),
+                        st.just([None, ".*"]), st.text(min_size=1, max_size=3).map(lambda t: t + "("))
+_not_a_syntax = st.one_of(st.none(), st.booleans(), st.integers(), st.sampled_from(["REGEX", "fnmatch", ""]))
+
+
+@given(case=st.one_of(
+    st.tuples(st.just("scale_by_layer"), st.just("multipliers"), _not_a_factor | st.none() | st.just({})),
+    st.tuples(st.just("layerwise"), st.just("multipliers"), _not_a_factor | st.none()),
+    st.tuples(st.just("layer_multipliers"), st.just("factors"),
+              _not_a_factor.map(lambda f: [1.0, f, 1.0]) | st.none() | st.just("abc")),
+    st.tuples(st.just("discriminative_multipliers"), st.sampled_from(["low", "high"]),
+              _not_a_factor | st.none() | st.just(0.0)),
+    st.tuples(st.sampled_from(["assign_groups", "layer_multipliers", "discriminative_multipliers"]),
+              st.just("groups"), _not_groups),
+    st.tuples(st.sampled_from(["assign_groups", "layer_multipliers", "discriminative_multipliers"]),
+              st.just("syntax"), _not_a_syntax)))
+def test_bad_arguments_are_named(case):
+  call, name, value = case
+  calls = {  # each public call with good arguments, one replaced by the bad value
+      "scale_by_layer": lambda multipliers=1.0: scale_by_layer(multipliers),
+      "layerwise": lambda multipliers=1.0: layerwise(sgd(0.1), multipliers),
+      "layer_multipliers": lambda groups=GROUPS, factors=(1.0, 1.0, 1.0), syntax="regex":
+          layer_multipliers(LINEN, groups, factors, syntax=syntax),
+      "discriminative_multipliers": lambda groups=GROUPS, low=0.1, high=1.0, syntax="regex":
+          discriminative_multipliers(LINEN, groups, low, high, syntax=syntax),
+      "assign_groups": lambda groups=GROUPS, syntax="regex": assign_groups(LINEN, groups, syntax=syntax),
+  }
+  with pytest.raises(ValueError, match=_named(call, name)):
+    calls[call](**{name: value})
 
 
 def test_discriminative_spread():
@@ -174,6 +241,27 @@ def test_nnx_optimizer():
     np.testing.assert_allclose(moved["head"]["kernel"], -0.1 * grads["head"]["kernel"], rtol=1e-5)
     np.testing.assert_allclose(moved["body"]["kernel"], -0.1 * body_factor * grads["body"]["kernel"],
                                rtol=1e-3, atol=1e-9)
+
+
+def test_state_survives_a_numpy_round_trip():
+  """A checkpoint is a tree of NumPy arrays: restored, the state (a partition of Adam and of frozen
+  leaves, with scale_by_layer's factors) continues identically, with no retrace."""
+  opt = layerwise(adam(0.01), layer_multipliers(LINEN, GROUPS, [0.0, 0.5, 1.0]))
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def step(p, s):
+    updates, s = opt.update(jax.tree.map(jnp.sin, p), s, p)
+    return optax.apply_updates(p, updates), s
+
+  a = (LINEN, opt.init(LINEN))
+  for _ in range(2):
+    a = step(*a)
+  b = jax.tree.map(jnp.asarray, jax.tree.map(np.asarray, a))
+  chex.assert_trees_all_equal_shapes_and_dtypes(a, b)
+  for _ in range(3):
+    a, b = step(*a), step(*b)
+  chex.assert_trees_all_equal(a, b)
 
 
 def test_state_can_be_donated():

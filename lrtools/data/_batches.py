@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import numbers
-
 import jax
 import numpy as np
 
-from lrtools.data._dataset import check_int
+from lrtools._typing import fail
+from lrtools.data._dataset import host_integer
 
 _CALL = "batches"
 
 
 def _rng(key_or_seed) -> np.random.Generator:
-  """A NumPy generator from an int seed or a JAX PRNG key (typed or raw uint32)."""
-  if isinstance(key_or_seed, numbers.Integral) and not isinstance(key_or_seed, (bool, np.bool_)):
-    check_int(_CALL, "key_or_seed", key_or_seed, minimum=0)
-    return np.random.default_rng(int(key_or_seed))
+  """A NumPy generator from an int seed (a scalar) or a JAX PRNG key (typed, or raw uint32 words)."""
+  typed_key = jax.dtypes.issubdtype(getattr(key_or_seed, "dtype", None), jax.dtypes.prng_key)
   try:
-    if jax.dtypes.issubdtype(getattr(key_or_seed, "dtype", None), jax.dtypes.prng_key):
-      key_or_seed = jax.random.key_data(key_or_seed)
-    data = np.asarray(key_or_seed)
-  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError, TypeError) as e:
-    raise ValueError(f"`{_CALL}(key_or_seed=...)` must be a concrete int seed or JAX key (batches are "
-                     f"sampled on the host, outside jit), got key_or_seed={key_or_seed!r}") from e
-  if data.dtype != np.uint32 or data.ndim != 1:
-    raise ValueError(f"`{_CALL}(key_or_seed=...)` must be a non-negative int or a single JAX PRNG key, "
-                     f"got key_or_seed={key_or_seed!r}")
+    data = np.asarray(jax.random.key_data(key_or_seed) if typed_key else key_or_seed)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError, TypeError, ValueError):
+    data = None  # a tracer, or not an array at all (a ragged list)
+  ndim = getattr(key_or_seed, "ndim", None) if data is None else data.ndim  # a tracer knows its shape
+  if not typed_key and ndim == 0:  # a seed, checked as any lrtools integer
+    return np.random.default_rng(host_integer(_CALL, "key_or_seed", key_or_seed, 0))
+  if data is None or data.dtype != np.uint32 or data.ndim != 1:
+    fail(_CALL, "key_or_seed", key_or_seed, "must be a non-negative int seed or a single concrete JAX PRNG "
+         "key (batches are sampled on the host, outside jit)")
   return np.random.default_rng([int(w) for w in data])
 
 
@@ -46,9 +43,10 @@ def batches(dataset_x, dataset_y, batch_size: int, num_steps: int, key_or_seed) 
   Args:
     dataset_x: inputs with a leading example axis ``(N, ...)``, e.g. ``Dataset.x_train``.
     dataset_y: labels ``(N, ...)`` with the same ``N``.
-    batch_size: examples per step, a positive integer (may exceed ``N``).
+    batch_size: examples per step, a positive integer (may exceed ``N``; every integer argument of lrtools
+      fits int32).
     num_steps: number of steps, a positive integer.
-    key_or_seed: a non-negative int seed or a concrete JAX PRNG key.
+    key_or_seed: a non-negative int seed (fits int32) or a concrete JAX PRNG key.
 
   Returns:
     ``{"x": (num_steps, batch_size, *x.shape[1:]), "y": (num_steps, batch_size, *y.shape[1:])}`` with the
@@ -70,8 +68,8 @@ def batches(dataset_x, dataset_y, batch_size: int, num_steps: int, key_or_seed) 
   if x.ndim == 0 or y.ndim == 0 or len(x) != len(y) or len(x) == 0:
     raise ValueError(f"`{_CALL}(dataset_x=..., dataset_y=...)` must be non-empty arrays with the same "
                      f"leading length, got dataset_x.shape={x.shape}, dataset_y.shape={y.shape}")
-  check_int(_CALL, "batch_size", batch_size, minimum=1)
-  check_int(_CALL, "num_steps", num_steps, minimum=1)
+  batch_size = host_integer(_CALL, "batch_size", batch_size, 1)
+  num_steps = host_integer(_CALL, "num_steps", num_steps, 1)
   rng = _rng(key_or_seed)
   n, total = len(x), num_steps * batch_size
   epochs = -(-total // n)  # ceil

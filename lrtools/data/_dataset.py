@@ -5,10 +5,11 @@ Everything here is host-side NumPy: datasets are small, loaded once, and handed 
 
 from __future__ import annotations
 
-import numbers
 from typing import NamedTuple
 
 import numpy as np
+
+from lrtools._typing import check_integer, check_interval, concrete, fail
 
 
 class Dataset(NamedTuple):
@@ -37,24 +38,24 @@ class Dataset(NamedTuple):
   image_shape: tuple[int, int, int]
 
 
-def check_fraction(call: str, name: str, value) -> None:
-  """Checks a real number in the open interval (0, 1)."""
-  ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and 0.0 < value < 1.0
-  if not ok:
-    raise ValueError(f"`{call}({name}=...)` must lie in (0, 1), got {name}={value!r}")
+def _on_host(call: str, name: str, value) -> None:
+  if concrete(value) is None:
+    fail(call, name, value, "must be concrete, not traced (data are prepared on the host, outside jit)")
 
 
-def check_bool(call: str, name: str, value) -> None:
-  # `flat=0` or `flat="no"` would otherwise be silently truthy/falsy.
-  if not isinstance(value, (bool, np.bool_)):
-    raise ValueError(f"`{call}({name}=...)` must be True or False, got {name}={value!r}")
+def host_integer(call: str, name: str, value, minimum: int) -> int:
+  """``value`` as an int, checked as every lrtools integer is (``check_integer``: no bool, fits int32) and
+  concrete (a tracer has no value to sample or split with)."""
+  check_integer(call, name, value, minimum)
+  _on_host(call, name, value)
+  return int(value)
 
 
-def check_int(call: str, name: str, value, minimum: int) -> None:
-  ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)) and value >= minimum
-  if not ok:
-    requirement = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-    raise ValueError(f"`{call}({name}=...)` must be {requirement}, got {name}={value!r}")
+def host_fraction(call: str, name: str, value) -> float:
+  """``value`` as a float in the open interval (0, 1), concrete."""
+  check_interval(call, name, value, 0.0, 1.0, low_closed=False)
+  _on_host(call, name, value)
+  return float(value)
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

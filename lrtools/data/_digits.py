@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lrtools.data._dataset import Dataset, check_bool, check_fraction, check_int, layout
+from lrtools._typing import check_flag
+from lrtools.data._dataset import Dataset, host_fraction, host_integer, layout
 from lrtools.data._dataset import standardize as _standardize
 from lrtools.data._dataset import stratified_split
 
@@ -44,7 +45,7 @@ def load_digits(validation_fraction: float = 0.2, seed: int = 0, flat: bool = Tr
 
   Args:
     validation_fraction: fraction of each class held out for validation, in (0, 1).
-    seed: non-negative integer seed of the split.
+    seed: non-negative integer seed of the split (fits int32).
     flat: ``x`` of shape ``(N, 64)`` when True (an MLP), ``(N, 8, 8, 1)`` when False (a CNN).
     standardize: standardize with train statistics (True) or divide by 16 (False).
 
@@ -64,10 +65,10 @@ def load_digits(validation_fraction: float = 0.2, seed: int = 0, flat: bool = Tr
     Alpaydin & Kaynak 1998, "Cascading Classifiers", Kybernetika 34(4); the UCI "Optical Recognition of
     Handwritten Digits" data set (https://archive.ics.uci.edu/dataset/80).
   """
-  check_fraction(_CALL, "validation_fraction", validation_fraction)
-  check_int(_CALL, "seed", seed, minimum=0)
-  check_bool(_CALL, "flat", flat)
-  check_bool(_CALL, "standardize", standardize)
+  validation_fraction = host_fraction(_CALL, "validation_fraction", validation_fraction)
+  seed = host_integer(_CALL, "seed", seed, 0)
+  check_flag(_CALL, "flat", flat)
+  check_flag(_CALL, "standardize", standardize)
   table = _bundled_digits()
   x = table[:, :-1]  # (1797, 64), integers 0..16
   y = table[:, -1].astype(np.int32)

@@ -7,7 +7,8 @@ import zipfile
 
 import numpy as np
 
-from lrtools.data._dataset import Dataset, check_bool, check_fraction, check_int, layout
+from lrtools._typing import check_flag, fail
+from lrtools.data._dataset import Dataset, host_fraction, host_integer, layout
 from lrtools.data._dataset import standardize as _standardize
 from lrtools.data._dataset import stratified_split
 from lrtools.data._idx import read_idx
@@ -106,7 +107,7 @@ def load_fashion_mnist(path: str | os.PathLike, flat: bool = False, validation_f
     flat: ``x`` of shape ``(N, H*W)`` when True (an MLP), ``(N, H, W, 1)`` when False (a CNN).
     validation_fraction: None to validate on t10k, or a fraction in (0, 1) of train to hold out.
     standardize: standardize with train statistics (True) or keep pixels in ``[0, 1]`` (False).
-    seed: non-negative integer seed of the split (used only with a ``validation_fraction``).
+    seed: non-negative integer seed of the split, fits int32 (used only with a ``validation_fraction``).
 
   Returns:
     A :class:`Dataset` with ``num_classes=10``, ``name="fashion_mnist"``, ``image_shape=(H, W, 1)``.
@@ -132,12 +133,12 @@ def load_fashion_mnist(path: str | os.PathLike, flat: bool = False, validation_f
     Algorithms", arXiv:1708.07747; Dive into Deep Learning, ch. 4 ("The Image Classification Dataset").
   """
   if not isinstance(path, (str, os.PathLike)):
-    raise ValueError(f"`{_CALL}(path=...)` must be a path to a directory or an .npz file, got path={path!r}")
-  check_bool(_CALL, "flat", flat)
+    fail(_CALL, "path", path, "must be a path to a directory or an .npz file")
+  check_flag(_CALL, "flat", flat)
   if validation_fraction is not None:
-    check_fraction(_CALL, "validation_fraction", validation_fraction)
-  check_bool(_CALL, "standardize", standardize)
-  check_int(_CALL, "seed", seed, minimum=0)
+    validation_fraction = host_fraction(_CALL, "validation_fraction", validation_fraction)
+  check_flag(_CALL, "standardize", standardize)
+  seed = host_integer(_CALL, "seed", seed, 0)
   path = os.fspath(path)
   if os.path.isdir(path):
     arrays = _from_directory(path)

@@ -13,6 +13,8 @@ import zlib
 
 import numpy as np
 
+from lrtools._typing import check_integer, fail
+
 # Type code -> big-endian NumPy dtype, from the format description on yann.lecun.com/exdb/mnist.
 _DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
@@ -55,6 +57,10 @@ def read_idx(path: str | os.PathLike, ndim: int | None = None) -> np.ndarray:
     LeCun, Cortes & Burges, "The MNIST database of handwritten digits" (the IDX format);
     Xiao, Rasul & Vollgraf 2017, "Fashion-MNIST", arXiv:1708.07747.
   """
+  if not isinstance(path, (str, os.PathLike)):
+    fail("read_idx", "path", path, "must be a path to an IDX file")
+  if ndim is not None:
+    check_integer("read_idx", "ndim", ndim, 1, 255)  # one header byte
   path = os.fspath(path)
   raw = _read_bytes(path)
   if len(raw) < 4:

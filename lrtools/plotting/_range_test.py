@@ -1,18 +1,32 @@
 """Plot of a range test: loss against log learning rate, with the suggestions marked.
 
-This module imports nothing from lrtools at load time, so that ``lrtools find-lr`` can run it in a plotting
-worker process (``runpy.run_path``) that imports matplotlib while the main process imports JAX and compiles.
+This module imports nothing from lrtools at load time (the checks import it only to fail), so that
+``lrtools find-lr`` can run it in its plotting worker (``lrtools/cli/_plot_worker.py``, through
+``runpy.run_path``), which imports matplotlib while the main process imports JAX and compiles.
 """
 
 from __future__ import annotations
 
-import pickle
-import sys
-from types import SimpleNamespace
-
 import numpy as np
 
 _MARKERS = {"steepest": ("o", "tab:red"), "minimum": ("s", "tab:green"), "valley": ("D", "tab:purple")}
+# What is read from a result (the find-lr worker sends these, as NumPy data, in a SimpleNamespace).
+_FIELDS = ("lrs", "losses", "smoothed_losses", "num_steps_run", "num_repeats", "suggestions")
+
+
+def _fail(name: str, value, requirement: str) -> None:
+  from lrtools._typing import fail  # imported on failure only: the worker must not import lrtools (JAX)
+  fail("plot_range_test", name, value, requirement)
+
+
+def _check(result, ax, suggestions) -> None:
+  if not all(hasattr(result, field) for field in _FIELDS):
+    _fail("result", result, "must be a RangeTestResult")
+  if ax is not None and not hasattr(ax, "plot"):
+    _fail("ax", ax, "must be a matplotlib Axes or None")
+  names = tuple(suggestions) if isinstance(suggestions, (tuple, list)) else None
+  if names is None or not all(isinstance(m, str) and m in _MARKERS for m in names):
+    _fail("suggestions", suggestions, f"must be a tuple of names among {', '.join(map(repr, _MARKERS))}")
 
 
 def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley")):
@@ -25,7 +39,7 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
   Args:
     result: a range-test result.
     ax: a matplotlib Axes; a new figure's when ``None``.
-    suggestions: the suggestion rules to mark (each with its learning rate in the legend).
+    suggestions: a tuple of the suggestion rules to mark (each with its learning rate in the legend).
 
   Returns:
     The Axes.
@@ -41,6 +55,7 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
   References:
     Smith 2017, fig. 3 (accuracy/loss against the learning rate); fastai ``lr_find``.
   """
+  _check(result, ax, suggestions)
   if ax is None:
     from lrtools.plotting._axes import get_axes
     ax = get_axes(ax)
@@ -78,27 +93,3 @@ def plot_range_test(result, ax=None, suggestions=("steepest", "minimum", "valley
   ax.grid(True, which="both", alpha=0.3)
   ax.legend()
   return ax
-
-
-def plot_payload(result) -> dict:
-  """What :func:`plot_range_test` reads from a result, as plain NumPy data (picklable, no JAX needed)."""
-  many = result.num_repeats > 1
-  return {"lrs": result.lrs, "losses": result.losses, "smoothed_losses": result.smoothed_losses,
-          "num_steps_run": result.num_steps_run, "num_repeats": result.num_repeats,
-          "band": result.band if many else None, "median_losses": result.median_losses if many else None,
-          "suggestions": result.suggestions()}
-
-
-def serve() -> None:
-  """Plotting worker: imports matplotlib now, then draws the pickled ``(payload, path, title)`` from stdin."""
-  from matplotlib.figure import Figure
-  fig = Figure(figsize=(7, 4), layout="constrained")
-  ax = fig.add_subplot()
-  request = sys.stdin.buffer.read()
-  if not request:  # the main process gave up (an error, or no plot after all)
-    return
-  payload, path, title = pickle.loads(request)
-  found = payload.pop("suggestions")
-  plot_range_test(SimpleNamespace(**payload, suggestions=lambda: found), ax=ax)
-  ax.set_title(title)
-  fig.savefig(path, dpi=120)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 
-from lrtools._typing import Schedule, check_callable, check_positive
+from lrtools._typing import Schedule, check_callable, check_flag, check_integer, concrete, fail
 from lrtools.plotting._axes import get_axes
+
+_CALL = "plot_schedule"
 
 
 def plot_schedule(schedule: Schedule, num_steps: int, ax=None, label: str | None = None, log: bool = False):
@@ -16,10 +17,11 @@ def plot_schedule(schedule: Schedule, num_steps: int, ax=None, label: str | None
 
   Args:
     schedule: any schedule ``count -> value``.
-    num_steps: number of steps to draw, positive.
+    num_steps: number of steps to draw, a positive integer that fits int32 (steps are int32 counts, as
+      optax's), and concrete: plotting happens on the host.
     ax: a matplotlib Axes to draw on; a new figure's when ``None``.
-    label: legend label of the line.
-    log: log-scaled y axis (useful for exponential decays and one-cycle's final phase).
+    label: legend label of the line, a string or ``None``.
+    log: ``True`` for a log-scaled y axis (useful for exponential decays and one-cycle's final phase).
 
   Returns:
     The Axes.
@@ -33,11 +35,19 @@ def plot_schedule(schedule: Schedule, num_steps: int, ax=None, label: str | None
   References:
     Loshchilov & Hutter 2017 (fig. 1 draws schedules this way); Smith 2017.
   """
-  check_callable("plot_schedule", "schedule", schedule)
-  check_positive("plot_schedule", "num_steps", num_steps)
-  values = np.asarray(schedule(jnp.arange(int(num_steps))))
+  check_callable(_CALL, "schedule", schedule)
+  check_integer(_CALL, "num_steps", num_steps, 1)
+  if concrete(num_steps) is None:
+    fail(_CALL, "num_steps", num_steps, "must be concrete, not traced (plots are drawn on the host)")
+  if ax is not None and not hasattr(ax, "plot"):
+    fail(_CALL, "ax", ax, "must be a matplotlib Axes or None")
+  if label is not None and not isinstance(label, str):
+    fail(_CALL, "label", label, "must be a string or None")
+  check_flag(_CALL, "log", log)
+  steps = np.arange(int(num_steps), dtype=np.int32)  # int32 counts, as optax's
+  values = np.asarray(schedule(steps))
   ax = get_axes(ax)
-  ax.plot(np.arange(int(num_steps)), values, label=label)
+  ax.plot(steps, values, label=label)
   ax.set_xlabel("step")
   ax.set_ylabel("value")
   if log:

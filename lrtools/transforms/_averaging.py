@@ -4,7 +4,8 @@ average of parameters").
 
 The transforms pass the updates through unchanged and average ``params + updates``, the parameters
 after the step, so they must come last in ``optax.chain`` and be given ``params``. The average is always
-usable: before its first averaged step it equals the current parameters.
+usable: before its first averaged step it equals the current parameters. Counts saturate at 2**31 − 1
+(``optax.safe_increment``) and nothing derived from them wraps, so averaging goes on past that step.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import Numeric, ScalarOrSchedule, check_integer, check_interval
+from lrtools._typing import (INT32_MAX, Numeric, ScalarOrSchedule, check_flag, check_integer, check_interval,
+                             fail)
 from lrtools._hyperparams import check, decay_product, first_state, like, resolve_all, state_dtype, zero_count
 
 
@@ -23,7 +25,7 @@ class EmaParamsState(NamedTuple):
   """State of :func:`ema_params`.
 
   Attributes:
-    count: int32 number of updates so far.
+    count: int32 number of updates so far (saturating at 2**31 − 1).
     average: the (debiased, if asked) exponential average of the parameters.
     decay_product: ``∏ decay_i`` over the averaged steps (``decay^n`` for a constant decay).
     hyperparams: ``{"ema_decay": ...}`` used by the last update.
@@ -38,18 +40,22 @@ class PolyakParamsState(NamedTuple):
   """State of :func:`polyak_params`.
 
   Attributes:
-    count: int32 number of updates so far.
+    count: int32 number of updates so far (saturating at 2**31 − 1).
     average: the equal-weight mean of the averaged iterates.
-    num_averaged: int32 number of iterates in the mean.
+    num_averaged: int32 number of iterates in the mean (saturating at 2**31 − 1).
+    phase: int32 number of iterates after ``start_step`` modulo ``every``; an iterate that brings it
+      back to 0 is averaged. It keeps the rhythm of ``every`` once ``count`` saturates.
   """
   count: jax.Array
   average: optax.Params
   num_averaged: jax.Array
+  phase: jax.Array
 
 
 def _next_params(updates, params, call: str):
   if params is None:
-    raise ValueError(f"`{call}` needs the parameters: call `update(updates, state, params)`")
+    fail(f"{call}.update", "params", params,
+         "must be given: the average needs the parameters (call `update(updates, state, params)`)")
   return optax.apply_updates(params, updates)
 
 
@@ -71,7 +77,10 @@ def ema_params(decay: ScalarOrSchedule, debias: bool = True, start_step: Numeric
     \text{plain:}\;\; \bar{x}_k = d\,\bar{x}_{k-1} + (1 - d)\,x_k, \; \bar{x}_{\text{start}} = x_{\text{start}}
 
   Both are stored as ``x̄ ← x̄ + w (x_k − x̄)`` with ``w = (1 − d)/(1 − ∏d)`` or ``1 − d``; before
-  ``start_step`` the average follows the parameters.
+  ``start_step`` the average follows the parameters. A constant decay gives ``∏d = d^n``, computed as
+  that power while the step count is exact; once the count saturates at 2**31 − 1 steps the product is
+  multiplied by ``d`` at each step instead, so the formula holds past that step (a schedule is then
+  evaluated at step 2**31 − 1).
 
   Args:
     decay: decay ``d`` in [0, 1): number, array, tracer or schedule (e.g. 0.999).
@@ -101,6 +110,7 @@ def ema_params(decay: ScalarOrSchedule, debias: bool = True, start_step: Numeric
   """
   call = "ema_params"
   check(check_interval, call, "decay", decay, 0.0, 1.0)
+  check_flag(call, "debias", debias)
   check_integer(call, "start_step", start_step, 0)
   hyper = {"ema_decay": decay}
 
@@ -113,10 +123,14 @@ def ema_params(decay: ScalarOrSchedule, debias: bool = True, start_step: Numeric
     new = _next_params(updates, params, call)
     hp = resolve_all(hyper, state.count)
     d = hp["ema_decay"]
-    step = state.count + 1  # index k of the new iterate
-    active = step > start_step
-    num = jnp.maximum(step - start_step, 0)
-    product = jnp.where(active, decay_product(state.decay_product, decay, d, num), state.decay_product)
+    # The new iterate is k = count + 1, averaged when k > start_step: compared as count >= start_step
+    # and counted as n = k − start_step with saturation, so that nothing wraps at 2**31 − 1.
+    start = jnp.asarray(start_step, jnp.int32)
+    active = state.count >= start
+    num = jnp.where(active, optax.safe_increment(state.count - start), 0)
+    product = jnp.where(state.count == INT32_MAX, state.decay_product * d,  # n no longer exact
+                        decay_product(state.decay_product, decay, d, num))
+    product = jnp.where(active, product, state.decay_product)
     # 1 − ∏d ≥ 1 − d > 0 once active; the where keeps an inactive step free of 0/0.
     weight = (1 - d) / jnp.where(active, 1 - product, 1) if debias else 1 - d
     average = _blend(state.average, new, weight, jnp.logical_not(active))
@@ -133,8 +147,12 @@ def polyak_params(start_step: Numeric = 0, every: Numeric = 1) -> optax.Gradient
     S_k = \{ j \le k : j > \text{start\_step},\; (j - \text{start\_step}) \bmod \text{every} = 0 \}
 
   Stored as ``x̄ ← x̄ + (x_k − x̄)/n``; before the first averaged iterate the average follows the
-  parameters. For SWA, set ``every`` to the cycle length of a cyclical schedule and ``start_step`` to
-  the step the cycles start, so that the iterates at the cycle ends are averaged.
+  parameters. The rhythm of ``every`` is kept in the state (``phase``), so it goes on past step
+  2**31 − 1 where the count saturates. ``n`` saturates at 2**31 − 1 too: from then on each averaged
+  iterate enters with weight ``1/(2**31 − 1)``, an exponential average with a memory of about 2**31
+  iterates instead of the exact equal-weight mean. For SWA, set ``every`` to the cycle length of a
+  cyclical schedule and ``start_step`` to the step the cycles start, so that the iterates at the cycle
+  ends are averaged.
 
   Args:
     start_step: non-negative number of steps before averaging starts.
@@ -165,18 +183,21 @@ def polyak_params(start_step: Numeric = 0, every: Numeric = 1) -> optax.Gradient
   check_integer(call, "every", every, 1)
 
   def init_fn(params):
-    return PolyakParamsState(zero_count(), jax.tree.map(jnp.array, params), zero_count())
+    return PolyakParamsState(zero_count(), jax.tree.map(jnp.array, params), zero_count(), zero_count())
 
   def update_fn(updates, state, params=None):
     new = _next_params(updates, params, call)
-    step = state.count + 1
-    chosen = (step > start_step) & ((step - start_step) % every == 0)
-    num = state.num_averaged + chosen.astype(jnp.int32)
+    # Iterate k = count + 1 counts when k > start_step (count >= start_step: no overflow at 2**31 − 1);
+    # phase < every, so phase + 1 fits int32.
+    active = state.count >= jnp.asarray(start_step, jnp.int32)
+    phase = jnp.where(active, (state.phase + 1) % jnp.asarray(every, jnp.int32), state.phase)
+    chosen = active & (phase == 0)
+    num = jnp.where(chosen, optax.safe_increment(state.num_averaged), state.num_averaged)
     weight = 1 / jnp.maximum(num, 1).astype(state_dtype())
     track = num == 0  # nothing averaged yet: follow the parameters
     blended = _blend(state.average, new, weight, track)
     average = jax.tree.map(lambda b, a: jnp.where(chosen | track, b, a), blended, state.average)
-    return updates, PolyakParamsState(optax.safe_increment(state.count), average, num)
+    return updates, PolyakParamsState(optax.safe_increment(state.count), average, num, phase)
 
   return optax.GradientTransformation(init_fn, update_fn)
 

@@ -19,7 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrtools._typing import Numeric, check_le, check_nonnegative, check_one_of, check_positive, concrete
+from lrtools._typing import (Numeric, check_le, check_nonnegative, check_one_of, check_positive, check_regex,
+                             concrete, fail)
 from lrtools._hyperparams import like, state_dtype, zero_count
 
 Multipliers = Union[Any, Callable[[str, jax.Array], Numeric]]
@@ -75,19 +76,29 @@ def _factor_list(multipliers: Multipliers, tree: Any, call: str, strict: bool = 
     prefixes = [""] + ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
     hits = [m for m in prefixes if m in table]  # O(depth) per leaf, not O(#multipliers)
     if len(hits) != 1:
-      problem = "no multiplier" if not hits else f"several multipliers ({hits})"
-      raise ValueError(f"`{call}(multipliers=...)` gives {problem} for the parameter {p!r}")
+      problem = "none" if not hits else f"several ({hits})"
+      fail(call, "multipliers", multipliers, f"must give one factor for the parameter {p!r} (gives {problem})")
     used.add(hits[0])
     factors.append(table[hits[0]])
   unused = sorted(set(table) - used)
   if strict and unused:
-    raise ValueError(f"`{call}(multipliers=...)` has entries that match no parameter: {unused}")
+    fail(call, "multipliers", multipliers, f"must match parameters (entries {unused} match none)")
   return factors
 
 
 def _check_factors(call: str, name: str, values: Any) -> None:
-  for v in jax.tree.leaves(values):
+  """Non-negative real scalars, at least one (``None`` or an empty tree would match no parameter)."""
+  leaves = jax.tree.leaves(values)
+  if not leaves:
+    fail(call, name, values, "must hold non-negative factors (a pytree, a prefix of one, or a function)")
+  for v in leaves:
     check_nonnegative(call, name, v)
+
+
+def _check_transformation(call: str, name: str, value: Any) -> None:
+  """An optax transformation: a string or a factory (``lambda lr: ...``) would fail later inside optax."""
+  if not (callable(getattr(value, "init", None)) and callable(getattr(value, "update", None))):
+    fail(call, name, value, "must be an optax GradientTransformation (with init and update)")
 
 
 class ScaleByLayerState(NamedTuple):
@@ -162,38 +173,49 @@ def _scale_by_layer(multipliers: Multipliers, strict: bool) -> optax.GradientTra
 
 
 def _matcher(pattern: str, syntax: str, call: str) -> Callable[[str], bool]:
-  if not isinstance(pattern, str):
-    raise ValueError(f"`{call}(groups=...)` must hold strings (patterns), got {pattern!r}")
   if syntax == "glob":
+    if not isinstance(pattern, str):
+      fail(call, "groups", pattern, "must hold strings (glob patterns)")
     return lambda path: fnmatch.fnmatchcase(path, pattern)
+  check_regex(call, "groups", pattern)
   compiled = re.compile(pattern)
   return lambda path: compiled.search(path) is not None
+
+
+def _patterns(call: str, groups: Any) -> list[list[Any]]:
+  """``groups`` as a non-empty list of non-empty lists of patterns (a lone string is one pattern)."""
+  if isinstance(groups, (str, bytes)) or not isinstance(groups, Sequence) or len(groups) == 0:
+    fail(call, "groups", groups, "must be a non-empty sequence of patterns")
+  out = []
+  for group in groups:
+    if isinstance(group, str):
+      out.append([group])
+    elif isinstance(group, Sequence) and not isinstance(group, bytes) and len(group) > 0:
+      out.append(list(group))
+    else:
+      fail(call, "groups", groups, f"must hold patterns or non-empty sequences of patterns, not {group!r}")
+  return out
 
 
 def _group_of(paths: list[str], groups: Patterns, syntax: str, call: str) -> list[int]:
   """The index of the first group whose patterns match each path, with the errors users need."""
   check_one_of(call, "syntax", syntax, ("regex", "glob"))
-  if isinstance(groups, str) or len(groups) == 0:
-    raise ValueError(f"`{call}(groups=...)` must be a non-empty sequence of patterns, got {groups!r}")
-  matchers = []
-  for group in groups:
-    patterns = [group] if isinstance(group, str) else list(group)
-    matchers.append([(pat, _matcher(pat, syntax, call)) for pat in patterns])
+  matchers = [[(pat, _matcher(pat, syntax, call)) for pat in group] for group in _patterns(call, groups)]
   for group in matchers:
     for pat, match in group:
       if not any(match(p) for p in paths):
-        raise ValueError(f"`{call}(groups=...)`: the pattern {pat!r} matches no parameter; "
-                         f"paths are like {paths[:3]}")
+        fail(call, "groups", groups, f"must match parameters: the pattern {pat!r} matches none "
+                                     f"(paths are like {paths[:3]})")
   index = []
   for p in paths:
     hit = next((i for i, group in enumerate(matchers) if any(m(p) for _, m in group)), None)
     if hit is None:
-      raise ValueError(f"`{call}(groups=...)`: the parameter {p!r} matches no group")
+      fail(call, "groups", groups, f"must cover every parameter: {p!r} matches no group")
     index.append(hit)
   empty = sorted(set(range(len(matchers))) - set(index))
   if empty:
-    raise ValueError(f"`{call}(groups=...)`: group(s) {empty} receive no parameter, every match being "
-                     "taken by an earlier group")
+    fail(call, "groups", groups, f"must give every group a parameter: group(s) {empty} receive none, "
+                                 "every match being taken by an earlier group")
   return index
 
 
@@ -244,12 +266,13 @@ def layer_multipliers(params: Any, groups: Patterns, factors: Sequence[Numeric],
     {'body': 0.0, 'head': 1.0}
   """
   call = "layer_multipliers"
-  if len(factors) != len(groups):
-    raise ValueError(f"`{call}(factors=...)` needs one factor per group: {len(groups)} groups, "
-                     f"got factors={factors!r}")
+  index = _group_of(leaf_paths(params), groups, syntax, call)
+  if isinstance(factors, (np.ndarray, jax.Array)) and np.ndim(factors) == 1:
+    factors = list(factors)  # a vector of factors (a tracer under vmap), one per group
+  if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence) or len(factors) != len(groups):
+    fail(call, "factors", factors, f"must be a sequence of one factor per group ({len(groups)} groups)")
   for f in factors:
     check_nonnegative(call, "factors", f)
-  index = _group_of(leaf_paths(params), groups, syntax, call)
   return jax.tree.unflatten(jax.tree.structure(params), [factors[i] for i in index])
 
 
@@ -332,6 +355,7 @@ def layerwise(optimizer: optax.GradientTransformation, multipliers: Multipliers
     {'body': [0.0, 0.0], 'head': [-0.1, -0.1]}
   """
   call = "layerwise"
+  _check_transformation(call, "optimizer", optimizer)
   if not callable(multipliers):
     _check_factors(call, "multipliers", multipliers)
 

@@ -6,6 +6,11 @@ itself, so a slightly worse value counts as an improvement and a negative loss (
 ELBO, a reward) never plateaus; ``optax.contrib.reduce_on_plateau`` inherits that. lrtools tests
 ``a < best − threshold·|best|`` (and ``a > best + threshold·|best|`` in mode max), identical for positive
 values and correct for negative ones.
+
+A non-finite evaluation (NaN, +inf or −inf, in the state's float dtype) counts as a bad one and never
+becomes ``best``: in the widely used rule one ``−inf`` becomes ``best`` and nothing improves on it again,
+so the rate is cut every ``patience + 1`` evaluations for the rest of training, and ``optax.apply_if_finite``
+(which looks at the updates, not at the metric) does not catch it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import Numeric, check_integer, check_interval, check_nonnegative, check_one_of
+from lrtools._typing import (Numeric, check_integer, check_interval, check_nonnegative, check_number,
+                             check_one_of)
 from lrtools._hyperparams import first_state, like, state_dtype, zero_count
 
 
@@ -24,10 +30,12 @@ class ReduceOnPlateauState(NamedTuple):
   """State of :func:`reduce_on_plateau`.
 
   Attributes:
-    count: int32 number of updates so far.
+    count: int32 number of updates so far (saturating at 2**31 − 1).
     scale: the current multiplier of the updates (1 until the first reduction).
-    best: best metric so far (``+inf`` in mode min, ``-inf`` in mode max before the first evaluation).
-    num_bad: int32 evaluations without improvement since the last improvement, reduction or cooldown.
+    best: best finite metric so far (``+inf`` in mode min, ``-inf`` in mode max before the first finite
+      evaluation).
+    num_bad: int32 evaluations without improvement since the last improvement, reduction or cooldown
+      (saturating at 2**31 − 1, so ``patience=2**31 − 1`` never reduces).
     cooldown_counter: int32 evaluations left in the cooldown, during which bad ones are not counted.
     accumulated: sum of the metric values since the last evaluation (see ``accumulation_size``).
     num_accumulated: int32 number of those values.
@@ -61,11 +69,13 @@ def reduce_on_plateau(factor: Numeric = 0.1, patience: Numeric = 10, threshold: 
       a > \text{best} + \tau |\text{best}| & \text{max, rel} \qquad a > \text{best} + \tau \;\; \text{max, abs}
     \end{cases}
 
-  A better value becomes ``best`` and resets the bad count, a worse (or tied, or NaN) one increments
-  it; during a cooldown the count is held at zero. When the count exceeds ``patience``,
-  ``scale ← max(scale·factor, min_scale)``, the cooldown restarts and the count resets. The new scale
-  applies to the update of the same call. Put it after the optimizer in ``optax.chain``, which forwards
-  ``value`` to it; with ``lr_in_velocity`` momentum it rescales the whole velocity output.
+  A better value becomes ``best`` and resets the bad count; a worse, tied or non-finite one (NaN, ±inf:
+  it never becomes ``best``; one such value in an accumulation window makes the window's mean
+  non-finite) increments it; during a cooldown the count is held at zero. When the count exceeds
+  ``patience``, ``scale ← max(scale·factor, min_scale)``, the cooldown restarts and the count resets.
+  The new scale applies to the update of the same call. Put it after the optimizer in ``optax.chain``,
+  which forwards ``value`` (a real scalar, or a tracer of shape ``()``) to it; with ``lr_in_velocity``
+  momentum it rescales the whole velocity output.
 
   Args:
     factor: multiplier of the scale at each reduction, in [0, 1).
@@ -114,10 +124,12 @@ def reduce_on_plateau(factor: Numeric = 0.1, patience: Numeric = 10, threshold: 
 
   def update_fn(updates, state, params=None, *, value, **extra_args):
     del params, extra_args
+    check_number("reduce_on_plateau.update", "value", value)
     dtype = state_dtype()
+    int32 = lambda x: jnp.asarray(x, jnp.int32)  # hyperparameters of any integer dtype, strict promotion
     accumulated = state.accumulated + jnp.asarray(value, dtype)
-    num_accumulated = state.num_accumulated + 1
-    evaluate = num_accumulated >= accumulation_size
+    num_accumulated = optax.safe_increment(state.num_accumulated)
+    evaluate = num_accumulated >= int32(accumulation_size)
     # Work on sign·metric, so that lower is always better (mode max is mode min on −metric).
     a = sign * accumulated / num_accumulated.astype(dtype)
     previous = sign * state.best
@@ -125,16 +137,16 @@ def reduce_on_plateau(factor: Numeric = 0.1, patience: Numeric = 10, threshold: 
     slack = tau * jnp.abs(previous) if threshold_mode == "rel" else tau
     # Before the first evaluation best is inf and inf − τ·inf is NaN: compare with inf itself.
     bound = jnp.where(jnp.isinf(previous), previous, previous - slack)
-    better = a < bound
+    better = jnp.isfinite(a) & (a < bound)  # NaN compares false, but −inf would become best forever
     best = sign * jnp.where(better, a, previous)
-    num_bad = jnp.where(better, 0, state.num_bad + 1)
+    num_bad = jnp.where(better, 0, optax.safe_increment(state.num_bad))
     in_cooldown = state.cooldown_counter > 0
     cooldown_counter = jnp.where(in_cooldown, state.cooldown_counter - 1, state.cooldown_counter)
     num_bad = jnp.where(in_cooldown, 0, num_bad)
-    reduce = num_bad > patience
+    reduce = num_bad > int32(patience)
     scale = jnp.where(reduce, jnp.maximum(state.scale * jnp.asarray(factor, dtype),
                                           jnp.asarray(min_scale, dtype)), state.scale)
-    cooldown_counter = jnp.where(reduce, cooldown, cooldown_counter).astype(jnp.int32)
+    cooldown_counter = jnp.where(reduce, int32(cooldown), cooldown_counter)
     num_bad = jnp.where(reduce, 0, num_bad).astype(jnp.int32)
 
     def pick(new, old):

@@ -1,88 +1,22 @@
-"""Command-line front end.
+"""``lrtools find-lr [--model mlp|cnn] [--optimizer momentum] [--start 1e-7 --end 10 --steps 100] --out FILE.png``.
 
-``lrtools find-lr [--model mlp|cnn] [--optimizer momentum] [--start 1e-7 --end 10 --steps 100] --out FILE.png``
-runs the LR range test on an embedded dataset; ``lrtools schedule NAME --param value ... --out FILE.png``
-evaluates and plots a schedule.
+Runs the LR range test on an embedded dataset with a default model, prints the three suggestions and plots
+the curve (drawn by a worker process, :mod:`lrtools.cli._plot_worker`, that imports matplotlib meanwhile).
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import os
-import pickle
-import subprocess
 import sys
 import time
 from typing import Sequence
 
 import numpy as np
 
-from lrtools import schedules
-
-SCHEDULES = {
-    "constant": schedules.constant_schedule,
-    "step": schedules.step_decay_schedule,
-    "multistep": schedules.multistep_schedule,
-    "exponential": schedules.exponential_decay_schedule,
-    "inverse_time": schedules.inverse_time_decay_schedule,
-    "polynomial": schedules.polynomial_decay_schedule,
-    "cosine": schedules.cosine_decay_schedule,
-    "cyclical": schedules.cyclical_schedule,
-    "cyclical_momentum": schedules.cyclical_momentum_schedule,
-    "one_cycle": schedules.one_cycle_schedule,
-    "one_cycle_momentum": schedules.one_cycle_momentum_schedule,
-    "sgdr": schedules.sgdr_schedule,
-}
-
-
-def _parse_params(tokens: Sequence[str], factory) -> dict:
-  """``["--max-value", "0.1", "--milestones", "[10,20]"]`` -> ``{"max_value": 0.1, "milestones": [10, 20]}``."""
-  accepted = list(inspect.signature(factory).parameters)
-  tokens = [part for token in tokens for part in (token.split("=", 1) if token.startswith("--") else [token])]
-  params, i = {}, 0
-  while i < len(tokens):
-    token = tokens[i]
-    if not token.startswith("--") or i + 1 >= len(tokens):
-      raise SystemExit(f"lrtools schedule: expected '--name value' pairs, got {token!r}")
-    name = token[2:].replace("-", "_")
-    if name not in accepted:
-      raise SystemExit(f"lrtools schedule: {factory.__name__} has no parameter {name!r}; "
-                       f"it takes {', '.join(accepted)}")
-    raw = tokens[i + 1]
-    try:
-      params[name] = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-      params[name] = raw  # a string such as a mode name
-    i += 2
-  return params
-
-
-def _schedule_command(args, extra: Sequence[str]) -> int:
-  factory = SCHEDULES[args.name]
-  try:
-    sched = factory(**_parse_params(extra, factory))
-    if args.warmup_steps:
-      sched = schedules.warmup_schedule(sched, args.warmup_steps)
-  except (TypeError, ValueError) as e:
-    print(f"lrtools schedule: {e}", file=sys.stderr)
-    return 2
-  values = np.asarray(sched(np.arange(args.steps)))
-  print(f"{args.name}: {args.steps} steps")
-  print(f"  first {values[0]:.6g}   last {values[-1]:.6g}")
-  print(f"  min   {values.min():.6g} (step {int(values.argmin())})   max {values.max():.6g} "
-        f"(step {int(values.argmax())})")
-  if args.out:
-    import matplotlib
-    matplotlib.use("Agg")
-    from lrtools.plotting import plot_schedule
-    ax = plot_schedule(sched, args.steps, label=args.name, log=args.log)
-    ax.figure.savefig(args.out, dpi=120)
-    print(f"wrote {args.out}")
-  return 0
-
+from lrtools.cli import _plot_worker
+from lrtools.cli._args import step_count
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "yogi")
 
@@ -135,43 +69,17 @@ class _Progress:
       self.bar.close()
 
 
-def _start_plot_worker():
-  """A process that imports matplotlib while this one compiles (on a second core), then draws the PNG.
-
-  matplotlib's import and first savefig take ~1.5 s of a ~6 s one-shot run; a thread would not overlap
-  them (the GIL), a process does. ``None`` if the worker cannot start (then the plot is drawn here)."""
-  try:
-    from lrtools.plotting import _range_test
-    code = "import runpy, sys; runpy.run_path(sys.argv[1])['serve']()"
-    return subprocess.Popen([sys.executable, "-c", code, _range_test.__file__], stdin=subprocess.PIPE)
-  except OSError:
-    return None
-
-
-def _plot_range_test(result, path: str, title: str, worker) -> None:
-  from lrtools.plotting._range_test import plot_payload
-  if worker is not None:
-    worker.communicate(pickle.dumps((plot_payload(result), path, title)))
-    if worker.returncode == 0:
-      return
-  from matplotlib.figure import Figure  # not pyplot: no GUI backend to import
-  fig = Figure(figsize=(7, 4), layout="constrained")
-  ax = result.plot(ax=fig.add_subplot())
-  ax.set_title(title)
-  fig.savefig(path, dpi=120)
-
-
-def _find_lr_command(args, extra: Sequence[str]) -> int:
-  worker = _start_plot_worker() if args.out else None
+def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
+  if args.dataset == "fashion-mnist" and args.data_path is None:
+    args.parser.error("--dataset fashion-mnist needs --data-path (local files: lrtools never downloads)")
+  worker = _plot_worker.start() if args.out else None  # first: it imports matplotlib while we compile
   try:
     return _find_lr(args, worker)
   finally:
-    if worker is not None and worker.poll() is None:
-      worker.stdin.close()  # no plot was sent: let the worker exit
-      worker.wait()
+    _plot_worker.stop(worker)
 
 
-def _find_lr(args, worker) -> int:
+def _find_lr(args: argparse.Namespace, worker) -> int:
   progress = _Progress(args.quiet)
   if args.fast_compile and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     # Read when the backend starts (below): the sweep is tiny, so compile time dominates a one-shot run.
@@ -228,15 +136,14 @@ def _find_lr(args, worker) -> int:
                  "num_steps_run": np.atleast_1d(result.num_steps_run).tolist()}, f, allow_nan=True)
   if args.out:
     progress.stage("plotting")
-    _plot_range_test(result, args.out, f"LR range test: {args.model} on {dataset.name}, {args.optimizer}", worker)
+    title = f"LR range test: {args.model} on {dataset.name}, {args.optimizer}"
+    _plot_worker.draw(result, args.out, title, worker)
     print(f"wrote {args.out}")
   progress.stage("done")
   return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-  parser = argparse.ArgumentParser(prog="lrtools", description="The learning-rate toolbox for JAX/Optax.")
-  commands = parser.add_subparsers(dest="command", required=True)
+def add_parser(commands) -> None:
   find = commands.add_parser("find-lr", help="run the LR range test on an embedded dataset",
                              description="The LR range test (Smith 2017) on an embedded dataset with a "
                              "default model; prints the suggestions and plots the curve.")
@@ -247,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
   find.add_argument("--momentum", type=float, default=0.9, help="momentum, or b1 of adam/yogi (default 0.9)")
   find.add_argument("--start", type=float, default=1e-7, help="first learning rate (default 1e-7)")
   find.add_argument("--end", type=float, default=10.0, help="last learning rate (default 10)")
-  find.add_argument("--steps", type=int, default=100, help="number of steps (default 100)")
+  find.add_argument("--steps", type=step_count, default=100, help="number of steps (default 100)")
   find.add_argument("--mode", choices=("exponential", "linear"), default="exponential")
   find.add_argument("--batch-size", type=int, default=64)
   find.add_argument("--smoothing", type=float, default=0.05)
@@ -263,30 +170,4 @@ def build_parser() -> argparse.ArgumentParser:
   find.add_argument("--json", help="also write the curve and the suggestions to this JSON file")
   find.add_argument("--quiet", action="store_true", help="no progress output")
   find.add_argument("--out", help="write the plot to this PNG file")
-  find.set_defaults(run=_find_lr_command)
-  sched = commands.add_parser(
-      "schedule", help="evaluate and plot a schedule",
-      description="Evaluates a schedule; its parameters follow as --name value (e.g. --max-value 0.1).",
-      epilog="example: lrtools schedule sgdr --max-value 0.1 --cycle-steps 100 --cycle-mult 2 --steps 700 "
-      "--out sgdr.png")
-  sched.add_argument("name", choices=sorted(SCHEDULES))
-  sched.add_argument("--steps", type=int, default=1000, help="number of steps to evaluate (default 1000)")
-  sched.add_argument("--warmup-steps", type=int, default=0, help="prepend a linear warmup of this many steps")
-  sched.add_argument("--log", action="store_true", help="log-scaled y axis")
-  sched.add_argument("--out", help="write the plot to this PNG file")
-  sched.set_defaults(run=_schedule_command)
-  return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  parser = build_parser()
-  args, extra = parser.parse_known_args(argv)
-  if args.command != "schedule" and extra:
-    parser.error(f"unrecognized arguments: {' '.join(extra)}")
-  if getattr(args, "steps", 1) < 1:
-    parser.error(f"--steps must be positive, got {args.steps}")
-  return args.run(args, extra)
-
-
-if __name__ == "__main__":
-  sys.exit(main())
+  find.set_defaults(run=run, parser=find, takes_extra=False)

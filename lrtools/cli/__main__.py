@@ -1,0 +1,7 @@
+"""``python -m lrtools.cli``: the same as the ``lrtools`` console script."""
+
+import sys
+
+from lrtools.cli import main
+
+sys.exit(main())
