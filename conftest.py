@@ -6,7 +6,8 @@
 - ``LRTOOLS_TEST_LEG=strict``: ``jax_numpy_dtype_promotion="strict"``, ``jax_numpy_rank_promotion="raise"``
   and every warning an error, to catch implicit promotions and broadcasts in lrtools' code.
 
-``.ci/run`` runs all three; the README's command runs the default leg.
+``.ci/run`` runs all three; the README's command runs the default leg. This file sits at the root so that the
+doctests under ``lrtools/`` and the examples run in the same leg.
 """
 
 import os
