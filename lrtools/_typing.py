@@ -12,7 +12,7 @@ Every failure is a ``ValueError`` of one form: the call, the argument and the va
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -55,8 +55,8 @@ def _numeric(call: str, name: str, value: Numeric, ndim: int | None = 0) -> np.n
   if isinstance(value, jax.core.Tracer):
     dtype, shape, v = value.dtype, value.shape, None
   else:
-    try:
-      v = np.asarray(value)
+    try:  # a Python int beyond int64 would become an object array: compare it as a float
+      v = np.asarray(float(value) if isinstance(value, int) and abs(value) > 2**62 else value)
     except (TypeError, ValueError):  # ragged sequences and other non-arrays
       fail(call, name, value, "must be a real number")
     dtype, shape = v.dtype, v.shape
@@ -171,6 +171,3 @@ def float_dtype(*values: Numeric) -> jnp.dtype:
   dtype of the float arrays among ``values`` (a bfloat16 input gives bfloat16 output)."""
   return jnp.result_type(float, *(v for v in values if not callable(v)))
 
-
-def callable_name(fn: Callable) -> str:
-  return getattr(fn, "__qualname__", None) or type(fn).__name__
