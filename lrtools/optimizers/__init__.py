@@ -4,6 +4,10 @@ Each optimizer is a ``scale_by_*`` transform chained with :func:`scale_by_learni
 hyperparameter may be a number, an array, a tracer or a ``step -> value`` schedule, and the values used
 at the last step are read back with :func:`current_hyperparams`.
 
+Complex parameters follow optax's convention (the update direction is the conjugate gradient): the
+second-moment statistics accumulate ``|g|²``, real, in the parameters' real dtype. ``sgd``, ``momentum``,
+``nesterov`` and ``adam`` take a decoupled ``weight_decay`` (Loshchilov & Hutter 2019; AdamW, SGDW).
+
 Non-finite gradients propagate, as in optax: a NaN or infinite gradient makes the update and the
 moment estimates non-finite. Wrap an optimizer in ``optax.apply_if_finite(opt, max_consecutive_errors)``
 to skip such steps (the parameters and the inner state are then left unchanged).

@@ -1,7 +1,8 @@
 """Per-coordinate adaptive rates: Adagrad, RMSProp and Adadelta (CS231n, D2L 11.7-11.9).
 
 Adagrad and RMSProp add ``eps`` outside the square root, as CS231n writes them (optax's defaults put it
-inside); Adadelta puts it inside both roots, as Zeiler and D2L do.
+inside); Adadelta puts it inside both roots, as Zeiler and D2L do. Every statistic accumulates ``|g|²``
+(``g²`` for real parameters) in the parameters' real dtype, so complex parameters work as in optax.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative, check_positive
 from lrtools._hyperparams import check, like, resolve, resolve_all, zero_count
-from lrtools.optimizers._learning_rate import scale_by_learning_rate
+from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative, check_positive
+from lrtools.optimizers._learning_rate import build_scale_by_learning_rate, check_learning_rate
+from lrtools.optimizers._numerics import abs_sq, divide, real_dtype, real_zeros_like, times
 
 
 class AdagradState(NamedTuple):
@@ -22,7 +24,7 @@ class AdagradState(NamedTuple):
 
   Attributes:
     count: int32 number of updates so far.
-    sum_of_squares: the cache ``Σ g²`` (plus the initial accumulator value).
+    sum_of_squares: the cache ``Σ |g|²`` (plus the initial accumulator value), in the real dtype.
     hyperparams: ``{"eps": ...}`` used by the last update.
   """
   count: jax.Array
@@ -35,7 +37,7 @@ class RMSPropState(NamedTuple):
 
   Attributes:
     count: int32 number of updates so far.
-    nu: the leaky average of squared gradients ``cache``.
+    nu: the leaky average of squared gradients ``cache`` (``|g|²``, in the real dtype).
     hyperparams: ``{"decay": ..., "eps": ...}`` used by the last update.
   """
   count: jax.Array
@@ -68,7 +70,7 @@ def scale_by_adagrad(eps: ScalarOrSchedule = 1e-8, initial_accumulator_value: Sc
   r"""Divides each coordinate by the root of its accumulated squared gradients.
 
   .. math::
-    c_t = c_{t-1} + g_t^2, \quad c_0 = \text{initial\_accumulator\_value}, \qquad
+    c_t = c_{t-1} + |g_t|^2, \quad c_0 = \text{initial\_accumulator\_value}, \qquad
     u_t = \frac{g_t}{\sqrt{c_t} + \epsilon}
 
   Args:
@@ -92,22 +94,29 @@ def scale_by_adagrad(eps: ScalarOrSchedule = 1e-8, initial_accumulator_value: Sc
     Duchi, Hazan & Singer 2011, "Adaptive Subgradient Methods for Online Learning and Stochastic
     Optimization"; CS231n "Neural Networks Part 3"; D2L 11.7.
   """
-  call = "scale_by_adagrad"
+  _check_adagrad("scale_by_adagrad", eps, initial_accumulator_value)
+  return _build_adagrad(eps, initial_accumulator_value)
+
+
+def _check_adagrad(call: str, eps, initial_accumulator_value) -> None:
   check(check_positive, call, "eps", eps)
   check(check_nonnegative, call, "initial_accumulator_value", initial_accumulator_value)
+
+
+def _build_adagrad(eps, initial_accumulator_value) -> optax.GradientTransformation:
   hyper = {"eps": eps}
 
   def init_fn(params):
     count = zero_count()
     start = resolve(initial_accumulator_value, count)
-    cache = jax.tree.map(lambda p: jnp.full_like(p, like(start, p)), params)
+    cache = jax.tree.map(lambda p: jnp.full(p.shape, like(start, p), real_dtype(p)), params)
     return AdagradState(count, cache, resolve_all(hyper, count))
 
   def update_fn(updates, state, params=None):
     del params
     hp = resolve_all(hyper, state.count)
-    cache = jax.tree.map(lambda g, c: (c + g * g).astype(c.dtype), updates, state.sum_of_squares)
-    updates = jax.tree.map(lambda g, c: g / (jnp.sqrt(c) + like(hp["eps"], g)), updates, cache)
+    cache = jax.tree.map(lambda g, c: (c + abs_sq(g)).astype(c.dtype), updates, state.sum_of_squares)
+    updates = jax.tree.map(lambda g, c: divide(g, jnp.sqrt(c) + like(hp["eps"], c)), updates, cache)
     return updates, AdagradState(optax.safe_increment(state.count), cache, hp)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -118,7 +127,7 @@ def scale_by_rmsprop(decay: ScalarOrSchedule = 0.9, eps: ScalarOrSchedule = 1e-8
   r"""Divides each coordinate by the root of a leaky average of its squared gradients.
 
   .. math::
-    c_t = d_t c_{t-1} + (1 - d_t) g_t^2, \quad c_0 = 0, \qquad u_t = \frac{g_t}{\sqrt{c_t} + \epsilon}
+    c_t = d_t c_{t-1} + (1 - d_t) |g_t|^2, \quad c_0 = 0, \qquad u_t = \frac{g_t}{\sqrt{c_t} + \epsilon}
 
   Args:
     decay: decay rate ``d`` in [0, 1).
@@ -139,20 +148,27 @@ def scale_by_rmsprop(decay: ScalarOrSchedule = 0.9, eps: ScalarOrSchedule = 1e-8
     Tieleman & Hinton 2012, Lecture 6.5 of "Neural Networks for Machine Learning"; CS231n
     "Neural Networks Part 3"; D2L 11.8.
   """
-  call = "scale_by_rmsprop"
+  _check_rmsprop("scale_by_rmsprop", decay, eps)
+  return _build_rmsprop(decay, eps)
+
+
+def _check_rmsprop(call: str, decay, eps) -> None:
   check(check_interval, call, "decay", decay, 0.0, 1.0)
   check(check_positive, call, "eps", eps)
+
+
+def _build_rmsprop(decay, eps) -> optax.GradientTransformation:
   hyper = {"decay": decay, "eps": eps}
 
   def init_fn(params):
     count = zero_count()
-    return RMSPropState(count, optax.tree.zeros_like(params), resolve_all(hyper, count))
+    return RMSPropState(count, real_zeros_like(params), resolve_all(hyper, count))
 
   def update_fn(updates, state, params=None):
     del params
     hp = resolve_all(hyper, state.count)
-    nu = jax.tree.map(lambda g, c: _leaky(hp["decay"], c, g * g), updates, state.nu)
-    updates = jax.tree.map(lambda g, c: g / (jnp.sqrt(c) + like(hp["eps"], g)), updates, nu)
+    nu = jax.tree.map(lambda g, c: _leaky(hp["decay"], c, abs_sq(g)), updates, state.nu)
+    updates = jax.tree.map(lambda g, c: divide(g, jnp.sqrt(c) + like(hp["eps"], c)), updates, nu)
     return updates, RMSPropState(optax.safe_increment(state.count), nu, hp)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -163,9 +179,9 @@ def scale_by_adadelta(rho: ScalarOrSchedule = 0.9, eps: ScalarOrSchedule = 1e-6
   r"""Rescales each coordinate by the ratio of the RMS of past updates to the RMS of gradients.
 
   .. math::
-    s_t = \rho_t s_{t-1} + (1 - \rho_t) g_t^2, \quad
+    s_t = \rho_t s_{t-1} + (1 - \rho_t) |g_t|^2, \quad
     g'_t = \sqrt{\frac{\Delta x_{t-1} + \epsilon}{s_t + \epsilon}} \, g_t, \quad
-    \Delta x_t = \rho_t \Delta x_{t-1} + (1 - \rho_t) g_t'^2, \qquad u_t = g'_t
+    \Delta x_t = \rho_t \Delta x_{t-1} + (1 - \rho_t) |g'_t|^2, \qquad u_t = g'_t
 
   Args:
     rho: decay rate in [0, 1) of both leaky averages.
@@ -185,27 +201,34 @@ def scale_by_adadelta(rho: ScalarOrSchedule = 0.9, eps: ScalarOrSchedule = 1e-6
   References:
     Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method"; D2L 11.9.
   """
-  call = "scale_by_adadelta"
+  _check_adadelta("scale_by_adadelta", rho, eps)
+  return _build_adadelta(rho, eps)
+
+
+def _check_adadelta(call: str, rho, eps) -> None:
   check(check_interval, call, "rho", rho, 0.0, 1.0)
   check(check_positive, call, "eps", eps)
+
+
+def _build_adadelta(rho, eps) -> optax.GradientTransformation:
   hyper = {"rho": rho, "eps": eps}
 
   def init_fn(params):
     count = zero_count()
-    zeros = optax.tree.zeros_like  # distinct buffers, so that the state can be donated
+    zeros = real_zeros_like  # distinct buffers, so that the state can be donated
     return AdadeltaState(count, zeros(params), zeros(params), resolve_all(hyper, count))
 
   def update_fn(updates, state, params=None):
     del params
     hp = resolve_all(hyper, state.count)
-    e_g = jax.tree.map(lambda g, s: _leaky(hp["rho"], s, g * g), updates, state.e_g)
+    e_g = jax.tree.map(lambda g, s: _leaky(hp["rho"], s, abs_sq(g)), updates, state.e_g)
 
     def rescale(g, s, x):
-      e = like(hp["eps"], g)
-      return jnp.sqrt(x + e) / jnp.sqrt(s + e) * g
+      e = like(hp["eps"], s)
+      return times(jnp.sqrt(x + e) / jnp.sqrt(s + e), g)
 
     updates = jax.tree.map(rescale, updates, e_g, state.e_x)
-    e_x = jax.tree.map(lambda u, x: _leaky(hp["rho"], x, u * u), updates, state.e_x)
+    e_x = jax.tree.map(lambda u, x: _leaky(hp["rho"], x, abs_sq(u)), updates, state.e_x)
     return updates, AdadeltaState(optax.safe_increment(state.count), e_g, e_x, hp)
 
   return optax.GradientTransformation(init_fn, update_fn)
@@ -216,7 +239,7 @@ def adagrad(learning_rate: ScalarOrSchedule, eps: ScalarOrSchedule = 1e-8,
   r"""Adagrad, with ``eps`` outside the root (CS231n).
 
   .. math::
-    c_t = c_{t-1} + g_t^2, \qquad x_{t+1} = x_t - \eta_t \frac{g_t}{\sqrt{c_t} + \epsilon}
+    c_t = c_{t-1} + |g_t|^2, \qquad x_{t+1} = x_t - \eta_t \frac{g_t}{\sqrt{c_t} + \epsilon}
 
   Args:
     learning_rate: non-negative number, array, tracer or schedule.
@@ -239,12 +262,10 @@ def adagrad(learning_rate: ScalarOrSchedule, eps: ScalarOrSchedule = 1e-8,
   References:
     Duchi, Hazan & Singer 2011; CS231n "Neural Networks Part 3"; D2L 11.7.
   """
-  call = "adagrad"
-  check(check_nonnegative, call, "learning_rate", learning_rate)
-  check(check_positive, call, "eps", eps)
-  check(check_nonnegative, call, "initial_accumulator_value", initial_accumulator_value)
-  return optax.chain(scale_by_adagrad(eps, initial_accumulator_value),
-                     scale_by_learning_rate(learning_rate))
+  check_learning_rate("adagrad", learning_rate)
+  _check_adagrad("adagrad", eps, initial_accumulator_value)
+  return optax.chain(_build_adagrad(eps, initial_accumulator_value),
+                     build_scale_by_learning_rate(learning_rate))
 
 
 def rmsprop(learning_rate: ScalarOrSchedule, decay: ScalarOrSchedule = 0.9,
@@ -252,7 +273,7 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: ScalarOrSchedule = 0.9,
   r"""RMSProp, with ``eps`` outside the root (CS231n).
 
   .. math::
-    c_t = d_t c_{t-1} + (1 - d_t) g_t^2, \qquad x_{t+1} = x_t - \eta_t \frac{g_t}{\sqrt{c_t} + \epsilon}
+    c_t = d_t c_{t-1} + (1 - d_t) |g_t|^2, \qquad x_{t+1} = x_t - \eta_t \frac{g_t}{\sqrt{c_t} + \epsilon}
 
   Same as ``optax.rmsprop(learning_rate, decay, eps, eps_in_sqrt=False)``.
 
@@ -276,11 +297,9 @@ def rmsprop(learning_rate: ScalarOrSchedule, decay: ScalarOrSchedule = 0.9,
   References:
     Tieleman & Hinton 2012; CS231n "Neural Networks Part 3"; D2L 11.8.
   """
-  call = "rmsprop"
-  check(check_nonnegative, call, "learning_rate", learning_rate)
-  check(check_interval, call, "decay", decay, 0.0, 1.0)
-  check(check_positive, call, "eps", eps)
-  return optax.chain(scale_by_rmsprop(decay, eps), scale_by_learning_rate(learning_rate))
+  check_learning_rate("rmsprop", learning_rate)
+  _check_rmsprop("rmsprop", decay, eps)
+  return optax.chain(_build_rmsprop(decay, eps), build_scale_by_learning_rate(learning_rate))
 
 
 def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: ScalarOrSchedule = 0.9,
@@ -288,9 +307,9 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: ScalarOrSchedule = 0.9,
   r"""Adadelta (Zeiler 2012 as in D2L); the learning rate, 1 in the paper, scales the rescaled update.
 
   .. math::
-    s_t = \rho s_{t-1} + (1 - \rho) g_t^2, \quad
+    s_t = \rho s_{t-1} + (1 - \rho) |g_t|^2, \quad
     g'_t = \sqrt{\frac{\Delta x_{t-1} + \epsilon}{s_t + \epsilon}} \, g_t, \quad
-    \Delta x_t = \rho \Delta x_{t-1} + (1 - \rho) g_t'^2, \quad x_{t+1} = x_t - \eta_t g'_t
+    \Delta x_t = \rho \Delta x_{t-1} + (1 - \rho) |g'_t|^2, \quad x_{t+1} = x_t - \eta_t g'_t
 
   Same as ``optax.adadelta(learning_rate, rho, eps)``.
 
@@ -314,8 +333,6 @@ def adadelta(learning_rate: ScalarOrSchedule = 1.0, rho: ScalarOrSchedule = 0.9,
   References:
     Zeiler 2012, "ADADELTA: An Adaptive Learning Rate Method"; D2L 11.9.
   """
-  call = "adadelta"
-  check(check_nonnegative, call, "learning_rate", learning_rate)
-  check(check_interval, call, "rho", rho, 0.0, 1.0)
-  check(check_positive, call, "eps", eps)
-  return optax.chain(scale_by_adadelta(rho, eps), scale_by_learning_rate(learning_rate))
+  check_learning_rate("adadelta", learning_rate)
+  _check_adadelta("adadelta", rho, eps)
+  return optax.chain(_build_adadelta(rho, eps), build_scale_by_learning_rate(learning_rate))

@@ -7,8 +7,9 @@ from typing import NamedTuple
 import jax
 import optax
 
-from lrtools._hyperparams import check, like, resolve_all, zero_count
+from lrtools._hyperparams import check, resolve_all, zero_count
 from lrtools._typing import ScalarOrSchedule, check_flag, check_nonnegative
+from lrtools.optimizers._numerics import times
 
 
 class ScaleByLearningRateState(NamedTuple):
@@ -43,7 +44,8 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
   Example:
     >>> import jax.numpy as jnp, numpy as np
     >>> from lrtools.optimizers import scale_by_learning_rate, current_hyperparams
-    >>> tx = scale_by_learning_rate(lambda t: 0.1 / (1 + t))
+    >>> from lrtools.schedules import inverse_time_decay_schedule
+    >>> tx = scale_by_learning_rate(inverse_time_decay_schedule(0.1, rate=1.0))  # 0.1 / (1 + t)
     >>> state = tx.init(jnp.zeros(2))
     >>> u, state = tx.update(jnp.ones(2), state)
     >>> u, state = tx.update(jnp.ones(2), state)
@@ -53,8 +55,19 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
   References:
     CS231n, "Neural Networks Part 3: Learning and Evaluation" (parameter updates).
   """
-  check(check_nonnegative, "scale_by_learning_rate", "learning_rate", learning_rate)
+  check_learning_rate("scale_by_learning_rate", learning_rate)
   check_flag("scale_by_learning_rate", "flip_sign", flip_sign)
+  return build_scale_by_learning_rate(learning_rate, flip_sign=flip_sign)
+
+
+def check_learning_rate(call: str, learning_rate: ScalarOrSchedule) -> None:
+  check(check_nonnegative, call, "learning_rate", learning_rate)
+
+
+def build_scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool = True
+                                 ) -> optax.GradientTransformation:
+  """:func:`scale_by_learning_rate` without the argument checks: aliases check their arguments once,
+  under their own name, then build their transforms with the ``build_*`` functions."""
   sign = -1.0 if flip_sign else 1.0
 
   def init_fn(params):
@@ -66,9 +79,7 @@ def scale_by_learning_rate(learning_rate: ScalarOrSchedule, *, flip_sign: bool =
     del params
     hp = resolve_all({"learning_rate": learning_rate}, state.count)
     step = sign * hp["learning_rate"]
-    updates = jax.tree.map(lambda u: like(step, u) * u, updates)
+    updates = jax.tree.map(lambda u: times(step, u), updates)
     return updates, ScaleByLearningRateState(optax.safe_increment(state.count), hp)
 
   return optax.GradientTransformation(init_fn, update_fn)
-
-

@@ -19,9 +19,11 @@ from typing import NamedTuple
 import jax
 import optax
 
-from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative
-from lrtools._hyperparams import (check, like, resolve_all, zero_count)
-from lrtools.optimizers._learning_rate import scale_by_learning_rate
+from lrtools._hyperparams import check, resolve_all, zero_count
+from lrtools._typing import ScalarOrSchedule, check_flag, check_interval
+from lrtools.optimizers._learning_rate import build_scale_by_learning_rate, check_learning_rate
+from lrtools.optimizers._numerics import times
+from lrtools.optimizers._weight_decay import Mask, check_weight_decay, with_weight_decay
 
 
 class MomentumState(NamedTuple):
@@ -72,7 +74,16 @@ def scale_by_momentum(momentum: ScalarOrSchedule = 0.9, nesterov: bool = False
     Polyak 1964; Sutskever et al. 2013, "On the importance of initialization and momentum in deep
     learning"; CS231n "Neural Networks Part 3"; D2L 11.6.
   """
-  check(check_interval, "scale_by_momentum", "momentum", momentum, 0.0, 1.0)
+  _check_momentum("scale_by_momentum", momentum)
+  check_flag("scale_by_momentum", "nesterov", nesterov)
+  return _build_momentum(momentum, nesterov)
+
+
+def _check_momentum(call: str, momentum: ScalarOrSchedule) -> None:
+  check(check_interval, call, "momentum", momentum, 0.0, 1.0)
+
+
+def _build_momentum(momentum: ScalarOrSchedule, nesterov: bool) -> optax.GradientTransformation:
   hyper = {"momentum": momentum}
 
   def init_fn(params):
@@ -83,9 +94,9 @@ def scale_by_momentum(momentum: ScalarOrSchedule = 0.9, nesterov: bool = False
     del params
     hp = resolve_all(hyper, state.count)
     mu = hp["momentum"]
-    velocity = jax.tree.map(lambda u, v: (like(mu, v) * v + u).astype(v.dtype), updates, state.velocity)
+    velocity = jax.tree.map(lambda u, v: (times(mu, v) + u).astype(v.dtype), updates, state.velocity)
     if nesterov:
-      updates = jax.tree.map(lambda u, v: u + like(mu, u) * v, updates, velocity)
+      updates = jax.tree.map(lambda u, v: u + times(mu, v).astype(u.dtype), updates, velocity)
     else:
       updates = velocity
     return updates, MomentumState(optax.safe_increment(state.count), velocity, hp)
@@ -94,25 +105,37 @@ def scale_by_momentum(momentum: ScalarOrSchedule = 0.9, nesterov: bool = False
 
 
 def _with_learning_rate(call: str, learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule,
-                        nesterov: bool, lr_in_velocity: bool) -> optax.GradientTransformationExtraArgs:
-  check(check_nonnegative, call, "learning_rate", learning_rate)
-  check(check_interval, call, "momentum", momentum, 0.0, 1.0)
-  lr = scale_by_learning_rate(learning_rate)
-  mom = scale_by_momentum(momentum, nesterov=nesterov)
-  return optax.chain(lr, mom) if lr_in_velocity else optax.chain(mom, lr)
+                        nesterov: bool, lr_in_velocity: bool, weight_decay: ScalarOrSchedule,
+                        weight_decay_mask: Mask | None) -> optax.GradientTransformationExtraArgs:
+  check_learning_rate(call, learning_rate)
+  _check_momentum(call, momentum)
+  check_flag(call, "lr_in_velocity", lr_in_velocity)
+  check_weight_decay(call, weight_decay, weight_decay_mask)
+  lr = build_scale_by_learning_rate(learning_rate)
+  mom = _build_momentum(momentum, nesterov)
+  return with_weight_decay(call, learning_rate, weight_decay, weight_decay_mask,
+                           *((lr, mom) if lr_in_velocity else (mom, lr)))
 
 
-def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArgs:
-  r"""Vanilla stochastic gradient descent.
+def sgd(learning_rate: ScalarOrSchedule, *, weight_decay: ScalarOrSchedule = 0.0,
+        weight_decay_mask: Mask | None = None) -> optax.GradientTransformationExtraArgs:
+  r"""Vanilla stochastic gradient descent, optionally with weight decay.
 
   .. math::
-    x_{t+1} = x_t - \eta_t g_t
+    x_{t+1} = x_t - \eta_t (g_t + \lambda_t x_t)
+
+  Without momentum decoupled and L2 weight decay coincide: this is ``torch.optim.SGD(lr,
+  weight_decay=λ)``.
 
   Args:
     learning_rate: non-negative number, array, tracer or schedule.
+    weight_decay: decoupled weight decay ``λ`` (non-negative number, array, tracer or schedule): the
+      update gains ``−η_t λ_t w``. The default 0 adds nothing (not even state).
+    weight_decay_mask: which parameters decay: a pytree of bools matching (a prefix of) the parameters,
+      or a callable ``params -> mask``, as ``optax.add_decayed_weights``' mask; ``None``: all.
 
   Returns:
-    ``optax.chain(scale_by_learning_rate(learning_rate))``.
+    ``optax.chain(scale_by_learning_rate(learning_rate))``, then the decay when ``weight_decay`` is set.
 
   Example:
     >>> import jax.numpy as jnp, numpy as np, optax
@@ -122,32 +145,49 @@ def sgd(learning_rate: ScalarOrSchedule) -> optax.GradientTransformationExtraArg
     >>> updates, _ = opt.update(2 * params, opt.init(params))
     >>> print(np.round(np.asarray(optax.apply_updates(params, updates)), 4))
     [ 0.8 -1.6]
+    >>> opt = sgd(0.1, weight_decay=0.5)
+    >>> updates, _ = opt.update(2 * params, opt.init(params), params)
+    >>> print(np.round(np.asarray(optax.apply_updates(params, updates)), 4))
+    [ 0.75 -1.5 ]
 
   References:
-    Robbins & Monro 1951; CS231n "Neural Networks Part 3" (vanilla update); D2L 11.4.
+    Robbins & Monro 1951; CS231n "Neural Networks Part 3" (vanilla update); D2L 11.4; Loshchilov &
+    Hutter 2019, "Decoupled Weight Decay Regularization".
   """
-  check(check_nonnegative, "sgd", "learning_rate", learning_rate)
-  return optax.chain(scale_by_learning_rate(learning_rate))
+  check_learning_rate("sgd", learning_rate)
+  check_weight_decay("sgd", weight_decay, weight_decay_mask)
+  return with_weight_decay("sgd", learning_rate, weight_decay, weight_decay_mask,
+                           build_scale_by_learning_rate(learning_rate))
 
 
 def momentum(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.9, *,
-             lr_in_velocity: bool = True) -> optax.GradientTransformationExtraArgs:
-  r"""SGD with (heavy-ball) momentum.
+             lr_in_velocity: bool = True, weight_decay: ScalarOrSchedule = 0.0,
+             weight_decay_mask: Mask | None = None) -> optax.GradientTransformationExtraArgs:
+  r"""SGD with (heavy-ball) momentum, optionally with decoupled weight decay (SGDW).
 
   .. math::
-    v_t = \mu_t v_{t-1} - \eta_t g_t, \quad x_{t+1} = x_t + v_t
-    \qquad (\texttt{lr\_in\_velocity=False}: \; v_t = \mu_t v_{t-1} + g_t, \; x_{t+1} = x_t - \eta_t v_t)
+    v_t = \mu_t v_{t-1} - \eta_t g_t, \quad x_{t+1} = x_t + v_t - \eta_t \lambda_t x_t
+    \qquad (\texttt{lr\_in\_velocity=False}: \; v_t = \mu_t v_{t-1} + g_t, \;
+    x_{t+1} = x_t - \eta_t (v_t + \lambda_t x_t))
 
   The two forms agree for a constant learning rate; see the module notes for why the CS231n form
-  (rate inside the velocity) is the default.
+  (rate inside the velocity) is the default. The weight decay is decoupled (Loshchilov & Hutter's
+  SGDW): it does not enter the velocity, so with momentum it differs from ``torch.optim.SGD(
+  weight_decay=λ)``, whose L2 term ``λx`` is added to the gradient and accumulates in the velocity.
 
   Args:
     learning_rate: non-negative number, array, tracer or schedule.
     momentum: momentum coefficient in [0, 1): number, array, tracer or schedule.
     lr_in_velocity: ``True`` (default) for CS231n's form, ``False`` for the D2L/optax/PyTorch form.
+    weight_decay: decoupled weight decay ``λ`` (non-negative number, array, tracer or schedule): the
+      update gains ``−η_t λ_t w``, after the velocity, which it never enters. The default 0 adds
+      nothing (not even state).
+    weight_decay_mask: which parameters decay: a pytree of bools matching (a prefix of) the parameters,
+      or a callable ``params -> mask``, as ``optax.add_decayed_weights``' mask; ``None``: all.
 
   Returns:
-    An ``optax.chain`` of :func:`scale_by_learning_rate` and :func:`scale_by_momentum`.
+    An ``optax.chain`` of :func:`scale_by_learning_rate` and :func:`scale_by_momentum`, then the decay
+    when ``weight_decay`` is set.
 
   Example:
     >>> import jax.numpy as jnp, numpy as np, optax
@@ -162,27 +202,40 @@ def momentum(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.9, 
     [0.46]
 
   References:
-    Polyak 1964; Sutskever et al. 2013; CS231n "Neural Networks Part 3"; D2L 11.6.
+    Polyak 1964; Sutskever et al. 2013; CS231n "Neural Networks Part 3"; D2L 11.6; Loshchilov & Hutter
+    2019, "Decoupled Weight Decay Regularization" (SGDW).
   """
-  return _with_learning_rate("momentum", learning_rate, momentum, False, lr_in_velocity)
+  return _with_learning_rate("momentum", learning_rate, momentum, False, lr_in_velocity, weight_decay,
+                             weight_decay_mask)
 
 
 def nesterov(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.9, *,
-             lr_in_velocity: bool = True) -> optax.GradientTransformationExtraArgs:
-  r"""SGD with Nesterov momentum, in CS231n's look-ahead-free form.
+             lr_in_velocity: bool = True, weight_decay: ScalarOrSchedule = 0.0,
+             weight_decay_mask: Mask | None = None) -> optax.GradientTransformationExtraArgs:
+  r"""SGD with Nesterov momentum, in CS231n's look-ahead-free form, optionally with decoupled weight decay.
 
   .. math::
-    v_t = \mu_t v_{t-1} - \eta_t g_t, \quad x_{t+1} = x_t - \mu_t v_{t-1} + (1 + \mu_t) v_t
+    v_t = \mu_t v_{t-1} - \eta_t g_t, \quad
+    x_{t+1} = x_t - \mu_t v_{t-1} + (1 + \mu_t) v_t - \eta_t \lambda_t x_t
     \qquad (\texttt{lr\_in\_velocity=False}: \; v_t = \mu_t v_{t-1} + g_t, \;
-    x_{t+1} = x_t - \eta_t (g_t + \mu_t v_t))
+    x_{t+1} = x_t - \eta_t (g_t + \mu_t v_t + \lambda_t x_t))
+
+  The weight decay is decoupled (SGDW), unlike ``torch.optim.SGD(nesterov=True, weight_decay=λ)``'s
+  L2 term, which enters the velocity (see :func:`momentum`).
 
   Args:
     learning_rate: non-negative number, array, tracer or schedule.
     momentum: momentum coefficient in [0, 1): number, array, tracer or schedule.
     lr_in_velocity: ``True`` (default) for CS231n's form, ``False`` for the optax/PyTorch form.
+    weight_decay: decoupled weight decay ``λ`` (non-negative number, array, tracer or schedule): the
+      update gains ``−η_t λ_t w``, after the velocity, which it never enters. The default 0 adds
+      nothing (not even state).
+    weight_decay_mask: which parameters decay: a pytree of bools matching (a prefix of) the parameters,
+      or a callable ``params -> mask``, as ``optax.add_decayed_weights``' mask; ``None``: all.
 
   Returns:
-    An ``optax.chain`` of :func:`scale_by_learning_rate` and ``scale_by_momentum(nesterov=True)``.
+    An ``optax.chain`` of :func:`scale_by_learning_rate` and ``scale_by_momentum(nesterov=True)``, then
+    the decay when ``weight_decay`` is set.
 
   Example:
     >>> import jax.numpy as jnp, numpy as np, optax
@@ -198,6 +251,7 @@ def nesterov(learning_rate: ScalarOrSchedule, momentum: ScalarOrSchedule = 0.9, 
 
   References:
     Nesterov 1983; Sutskever et al. 2013; Bengio et al. 2012, "Advances in optimizing recurrent
-    networks" (the reparametrised form); CS231n "Neural Networks Part 3".
+    networks" (the reparametrised form); CS231n "Neural Networks Part 3"; Loshchilov & Hutter 2019.
   """
-  return _with_learning_rate("nesterov", learning_rate, momentum, True, lr_in_velocity)
+  return _with_learning_rate("nesterov", learning_rate, momentum, True, lr_in_velocity, weight_decay,
+                             weight_decay_mask)
