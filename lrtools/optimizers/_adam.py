@@ -17,7 +17,7 @@ import optax
 from lrtools._hyperparams import check, decay_product, like, resolve_all, state_dtype, zero_count
 from lrtools._typing import ScalarOrSchedule, check_flag, check_interval, check_positive
 from lrtools.optimizers._learning_rate import build_scale_by_learning_rate, check_learning_rate
-from lrtools.optimizers._numerics import abs_sq, divide, real_zeros_like, times
+from lrtools._numerics import abs_sq, divide, real_zeros_like, times
 from lrtools.optimizers._weight_decay import Mask, check_weight_decay, with_weight_decay
 
 

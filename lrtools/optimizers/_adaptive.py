@@ -16,7 +16,7 @@ import optax
 from lrtools._hyperparams import check, like, resolve, resolve_all, zero_count
 from lrtools._typing import ScalarOrSchedule, check_interval, check_nonnegative, check_positive
 from lrtools.optimizers._learning_rate import build_scale_by_learning_rate, check_learning_rate
-from lrtools.optimizers._numerics import abs_sq, divide, real_dtype, real_zeros_like, times
+from lrtools._numerics import abs_sq, divide, real_dtype, real_zeros_like, times
 
 
 class AdagradState(NamedTuple):

@@ -9,7 +9,7 @@ import optax
 
 from lrtools._hyperparams import check, resolve_all, zero_count
 from lrtools._typing import ScalarOrSchedule, check_flag, check_nonnegative
-from lrtools.optimizers._numerics import times
+from lrtools._numerics import times
 
 
 class ScaleByLearningRateState(NamedTuple):

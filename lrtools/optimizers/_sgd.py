@@ -22,7 +22,7 @@ import optax
 from lrtools._hyperparams import check, resolve_all, zero_count
 from lrtools._typing import ScalarOrSchedule, check_flag, check_interval
 from lrtools.optimizers._learning_rate import build_scale_by_learning_rate, check_learning_rate
-from lrtools.optimizers._numerics import times
+from lrtools._numerics import times
 from lrtools.optimizers._weight_decay import Mask, check_weight_decay, with_weight_decay
 
 

@@ -17,7 +17,7 @@ import optax
 
 from lrtools._hyperparams import check, resolve_all, zero_count
 from lrtools._typing import ScalarOrSchedule, check_nonnegative, concrete, fail
-from lrtools.optimizers._numerics import times
+from lrtools._numerics import times
 
 Mask = Any  # a pytree of bools (a prefix of the parameters' tree) or a callable params -> such a pytree
 

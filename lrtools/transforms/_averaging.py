@@ -18,7 +18,8 @@ import optax
 
 from lrtools._typing import (INT32_MAX, Numeric, ScalarOrSchedule, check_flag, check_integer, check_interval,
                              fail)
-from lrtools._hyperparams import check, decay_product, first_state, like, resolve_all, state_dtype, zero_count
+from lrtools._hyperparams import check, decay_product, first_state, resolve_all, state_dtype, zero_count
+from lrtools._numerics import times
 
 
 class EmaParamsState(NamedTuple):
@@ -62,7 +63,7 @@ def _next_params(updates, params, call: str):
 def _blend(average, new, weight, track):
   """``average + weight·(new − average)``, or exactly ``new`` where ``track``."""
   return jax.tree.map(
-      lambda a, x: jnp.where(track, x, a + like(weight, a) * (x - a)).astype(a.dtype), average, new)
+      lambda a, x: jnp.where(track, x, a + times(weight, x - a)).astype(a.dtype), average, new)
 
 
 def ema_params(decay: ScalarOrSchedule, debias: bool = True, start_step: Numeric = 0

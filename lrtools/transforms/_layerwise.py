@@ -21,7 +21,8 @@ import optax
 
 from lrtools._typing import (Numeric, check_le, check_nonnegative, check_one_of, check_positive, check_regex,
                              concrete, fail)
-from lrtools._hyperparams import like, state_dtype, zero_count
+from lrtools._hyperparams import state_dtype, zero_count
+from lrtools._numerics import times
 
 Multipliers = Union[Any, Callable[[str, jax.Array], Numeric]]
 Patterns = Sequence[Union[str, Sequence[str]]]
@@ -165,7 +166,7 @@ def _scale_by_layer(multipliers: Multipliers, strict: bool) -> optax.GradientTra
     if len(leaves) != len(state.multipliers):
       raise ValueError(f"`{call}`: the updates have {len(leaves)} leaves but the parameters given to "
                        f"init had {len(state.multipliers)}")
-    scaled = [like(c, u) * u for u, c in zip(leaves, state.multipliers, strict=True)]
+    scaled = [times(c, u) for u, c in zip(leaves, state.multipliers, strict=True)]
     return treedef.unflatten(scaled), ScaleByLayerState(optax.safe_increment(state.count),
                                                         state.multipliers)
 

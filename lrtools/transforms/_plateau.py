@@ -23,7 +23,8 @@ import optax
 
 from lrtools._typing import (Numeric, check_integer, check_interval, check_nonnegative, check_number,
                              check_one_of)
-from lrtools._hyperparams import first_state, like, state_dtype, zero_count
+from lrtools._hyperparams import first_state, state_dtype, zero_count
+from lrtools._numerics import times
 
 
 class ReduceOnPlateauState(NamedTuple):
@@ -161,7 +162,7 @@ def reduce_on_plateau(factor: Numeric = 0.1, patience: Numeric = 10, threshold: 
         accumulated=pick(jnp.zeros_like(accumulated), accumulated),
         num_accumulated=pick(jnp.zeros_like(num_accumulated), num_accumulated).astype(jnp.int32),
     )
-    updates = jax.tree.map(lambda u: like(new_state.scale, u) * u, updates)
+    updates = jax.tree.map(lambda u: times(new_state.scale, u), updates)
     return updates, new_state
 
   return optax.GradientTransformationExtraArgs(init_fn, update_fn)
