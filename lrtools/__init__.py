@@ -11,6 +11,7 @@ from lrtools.finder import lr_range_test as lr_range_test
 from lrtools.optimizers import AdadeltaState as AdadeltaState
 from lrtools.optimizers import AdagradState as AdagradState
 from lrtools.optimizers import AdamState as AdamState
+from lrtools.optimizers import DecoupledWeightDecayState as DecoupledWeightDecayState
 from lrtools.optimizers import MomentumState as MomentumState
 from lrtools.optimizers import RMSPropState as RMSPropState
 from lrtools.optimizers import ScaleByLearningRateState as ScaleByLearningRateState

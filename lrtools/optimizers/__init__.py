@@ -35,9 +35,10 @@ from lrtools.optimizers._sgd import momentum as momentum
 from lrtools.optimizers._sgd import nesterov as nesterov
 from lrtools.optimizers._sgd import scale_by_momentum as scale_by_momentum
 from lrtools.optimizers._sgd import sgd as sgd
+from lrtools.optimizers._weight_decay import DecoupledWeightDecayState as DecoupledWeightDecayState
 
 __all__ = [
-    "AdadeltaState", "AdagradState", "AdamState", "MomentumState", "RMSPropState",
+    "AdadeltaState", "AdagradState", "AdamState", "DecoupledWeightDecayState", "MomentumState", "RMSPropState",
     "ScaleByLearningRateState", "adadelta", "adagrad", "adam", "current_hyperparams", "momentum",
     "nesterov", "rmsprop", "scale_by_adadelta", "scale_by_adagrad", "scale_by_adam",
     "scale_by_learning_rate", "scale_by_momentum", "scale_by_rmsprop", "scale_by_yogi", "sgd", "yogi",
