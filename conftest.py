@@ -51,7 +51,12 @@ def x64():
     yield
 
 
-def pytest_collection_modifyitems(config, items):
-  for item in items:
-    if item.get_closest_marker("x64") and "x64" not in getattr(item, "fixturenames", ()):
-      item.fixturenames.insert(0, "x64")
+@pytest.fixture(autouse=True)
+def _x64_marker(request):
+  """``@pytest.mark.x64`` (on a test or on one ``pytest.param``) enables x64 for that test only. Autouse
+  fixtures run first, so every other fixture of the test already sees x64."""
+  if request.node.get_closest_marker("x64"):
+    with jax.enable_x64(True):
+      yield
+  else:
+    yield

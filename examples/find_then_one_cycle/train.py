@@ -1,7 +1,8 @@
 """Find the learning rate with the range test, then train with one-cycle at that peak (Smith 2018's recipe).
 
-The whole training run is one ``lax.scan`` over steps; the schedule and the cyclical momentum are lrtools
-schedules fed to the CS231n momentum optimizer (``lrtools.momentum``).
+The whole training run is one ``lax.scan`` over steps (``lrtools._loop.train_loop``, the loop the range test
+shares, recording the loss and learning rate of every step); the schedule and the cyclical momentum are
+lrtools schedules fed to the CS231n momentum optimizer (``lrtools.momentum``).
 """
 
 from __future__ import annotations
@@ -9,10 +10,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 import lrtools as lrt
 from lrtools import models
+from lrtools._loop import train_loop
 
 
 def accuracy(model, params, x, y) -> float:
@@ -44,19 +45,15 @@ def train_and_evaluate(config) -> dict:
 
   @jax.jit
   def run(params, batches):
-    def step(carry, batch):
-      params, state = carry
-      value, grads = jax.value_and_grad(loss)(params, batch)
-      updates, state = opt.update(grads, state, params)
-      return (optax.apply_updates(params, updates), state), value
-    (params, state), losses = jax.lax.scan(step, (params, opt.init(params)), batches)
-    return params, state, losses
+    return train_loop(loss, opt, params, opt.init(params), batches)
 
-  params, state, losses = run(params, batches)
+  params, state, records = run(params, batches)
   return {
       "suggested_lr": peak,
       "finder_steps_run": result.num_steps_run,
-      "final_train_loss": float(jnp.mean(losses[-steps_per_epoch:])),
+      "finder_stop_reason": result.stop_reason,
+      "final_train_loss": float(jnp.mean(records.loss[-steps_per_epoch:])),
+      "peak_recorded_lr": float(jnp.max(records.learning_rate)),
       "last_hyperparams": {k: float(v) for k, v in lrt.current_hyperparams(state).items()},
       "train_accuracy": accuracy(model, params, ds.x_train, ds.y_train),
       "valid_accuracy": accuracy(model, params, ds.x_valid, ds.y_valid),

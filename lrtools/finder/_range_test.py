@@ -11,11 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrtools._typing import check_callable, check_integer, check_interval, check_one_of, check_positive
+from lrtools._loop import batch_at, leading_size, train_step
+from lrtools._typing import INT32_MAX
+from lrtools.finder._checks import (check_arguments, check_representable, check_sweep, count_non_finite,
+                                    host_count_non_finite, is_array_tree, warn_non_finite)
 from lrtools.finder._result import RangeTestResult
 from lrtools.finder._suggest import conventional_suggestions
 
-SWEEP_MODES = ("exponential", "linear")
 Batches = Any  # pytree of arrays with a leading step axis | (key, step) -> batch | iterable of batches
 
 
@@ -29,16 +31,7 @@ class SweepState(NamedTuple):
   diverged: jax.Array  # bool
   losses: jax.Array  # (num_steps,)
   smoothed_losses: jax.Array  # (num_steps,)
-
-
-def _check_sweep(call: str, start_lr, end_lr, num_steps, mode) -> None:
-  check_positive(call, "start_lr", start_lr)
-  check_positive(call, "end_lr", end_lr)
-  if not float(start_lr) < float(end_lr):
-    raise ValueError(f"`{call}(start_lr=..., end_lr=...)` needs start_lr < end_lr, got start_lr={start_lr!r}, "
-                     f"end_lr={end_lr!r}")
-  check_integer(call, "num_steps", num_steps, 2)
-  check_one_of(call, "mode", mode, SWEEP_MODES)
+  bad_data: jax.Array  # int32, non-finite values in the batches drawn from a batch function (saturating)
 
 
 def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "exponential") -> np.ndarray:
@@ -57,14 +50,14 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "expon
   References:
     Smith 2017, §3.3 (linear sweep); fastai / torch-lr-finder (exponential sweep).
   """
-  _check_sweep("sweep_lrs", start_lr, end_lr, num_steps, mode)
+  check_sweep("sweep_lrs", start_lr, end_lr, num_steps, mode)
   start_lr, end_lr, num_steps = float(start_lr), float(end_lr), int(num_steps)
   fraction = np.arange(num_steps, dtype=np.float64) / (num_steps - 1)
-  if mode == "exponential":
-    lrs = start_lr * (end_lr / start_lr) ** fraction
+  if mode == "exponential":  # in logs: end_lr / start_lr overflows for a range like 1e-300 → 1e300
+    lrs = np.exp(np.log(start_lr) * (1 - fraction) + np.log(end_lr) * fraction)
   else:
     lrs = start_lr + (end_lr - start_lr) * fraction
-  lrs[-1] = end_lr  # exact, whatever the rounding of the power
+  lrs[0], lrs[-1] = start_lr, end_lr  # exact, whatever the rounding
   return lrs
 
 
@@ -78,7 +71,7 @@ class _Config(NamedTuple):
   validate: bool  # record the loss on hyper.validation_batch after each step
   validation_loss_fn: Callable | None  # None: loss_fn (its first output with has_aux)
   init_fn: Callable | None
-  batch_fn: Callable | None  # batches given as (key, step) -> batch
+  batch_fn: Callable | None  # batches given as (key, step) -> batch (each drawn batch is checked for NaN/inf)
   num_repeats: int
   progress: Callable | None  # host callback(steps_done, num_steps), called from inside the loop
 
@@ -94,10 +87,10 @@ class _Hyper(NamedTuple):
 def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepState:
   """One range-test step: train on ``batch`` at ``lrs[step]``, record the loss, decide whether to stop."""
   i = state.step
-  loss, grads = jax.value_and_grad(config.loss_fn, has_aux=config.has_aux)(state.params, batch)
-  loss = loss[0] if config.has_aux else loss
-  updates, opt_state = config.optimizer(hyper.lrs[i]).update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  params, opt_state, record = train_step(config.loss_fn, config.optimizer(hyper.lrs[i]), state.params,
+                                         state.opt_state, batch, i, has_aux=config.has_aux,
+                                         learning_rate=hyper.lrs[i])
+  loss = record.loss
   if config.validate:  # torch-lr-finder's val_loader: the loss after the step, on held-out data
     if config.validation_loss_fn is not None:
       loss = config.validation_loss_fn(params, hyper.validation_batch)
@@ -105,6 +98,9 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
       loss = config.loss_fn(params, hyper.validation_batch)
       loss = loss[0] if config.has_aux else loss
   loss = jnp.asarray(loss, state.losses.dtype)
+  bad_data = state.bad_data
+  if config.batch_fn is not None:  # saturating: a long sweep of NaN batches must not wrap to a small count
+    bad_data = bad_data + jnp.minimum(count_non_finite(batch), INT32_MAX - bad_data)
   w = jnp.where(hyper.smoothing == 0, 1, hyper.smoothing).astype(loss.dtype)  # weight of the newest loss
   if config.debias:  # fastai: an EMA from zero, divided by 1 − (1 − w)^(i+1)
     ema = (1 - w) * jnp.where(i == 0, 0, state.smoothed) + w * loss
@@ -118,7 +114,7 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
   if config.progress is not None:
     jax.debug.callback(config.progress, i + 1, hyper.lrs.shape[0])
   return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
-                    state.smoothed_losses.at[i].set(smooth))
+                    state.smoothed_losses.at[i].set(smooth), bad_data)
 
 
 def _run_loop(config, hyper, state: SweepState, get_batch, stop) -> SweepState:
@@ -133,55 +129,53 @@ def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
   nan = jnp.full(hyper.lrs.shape, jnp.nan, hyper.lrs.dtype)
   zero = jnp.zeros((), hyper.lrs.dtype)
   opt_state = config.optimizer(hyper.lrs[0]).init(params)
-  state = SweepState(jnp.zeros((), jnp.int32), params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan)
+  count = jnp.zeros((), jnp.int32)
+  state = SweepState(count, params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan, count)
   # Strong types: a weakly typed leaf (a Python-scalar param) would be promoted by the loop and change the
   # signature of the next chunk's call, recompiling it.
   return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), state)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> tuple[SweepState, dict]:
-  """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments."""
+def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> tuple[SweepState, dict, jax.Array]:
+  """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments.
+  Also returns the count of non-finite values in the data (array batches: all of them; a batch function:
+  the batches drawn), counted here rather than on the host: no transfer, no extra compilation."""
   num_steps = hyper.lrs.shape[0]
-  size = None if data is None else _leading_size(data)
+  size = None if data is None else leading_size("lr_range_test", data)
 
   def one_sweep(rkey, shuffle):
     start = params if config.init_fn is None else config.init_fn(jax.random.fold_in(rkey, 1))
     data_key = jax.random.fold_in(rkey, 2)
     if config.batch_fn is not None:
       def get_batch(i):
-        return config.batch_fn(jax.random.fold_in(data_key, i), i)
+        return batch_at(config.batch_fn, data_key, i)
     else:
-      order = jax.random.permutation(data_key, size) if shuffle else jnp.arange(size)
+      order = jax.random.permutation(data_key, size) if shuffle else None
 
       def get_batch(i):
-        return jax.tree_util.tree_map(lambda x: x[order[i % size]], data)
+        return batch_at(data, None, i if order is None else order[i % size])
     final = _run_loop(config, hyper, _init_state(config, hyper, start), get_batch, num_steps)
     # In the same program: a separate one for the suggestions would cost a second compilation.
     return final, conventional_suggestions(hyper.lrs, final.smoothed_losses, final.step)
 
   if config.num_repeats == 1:
-    return one_sweep(key, False)
-  return jax.vmap(lambda k: one_sweep(k, True))(jax.random.split(key, config.num_repeats))
+    final, suggestions = one_sweep(key, False)
+  else:
+    final, suggestions = jax.vmap(lambda k: one_sweep(k, True))(jax.random.split(key, config.num_repeats))
+  bad = count_non_finite(data) if data is not None else jnp.sum(final.bad_data)  # may wrap only past 2**31
+  return final, suggestions, bad
 
 
 @functools.partial(jax.jit, static_argnums=0)
 def _chunk_sweep(config: _Config, hyper: _Hyper, state: SweepState, chunk, offset, stop) -> SweepState:
   """Steps ``state.step … stop − 1`` on host-fed batches stacked in ``chunk`` (chunk[j] is step offset + j)."""
   def get_batch(i):
-    return jax.tree_util.tree_map(lambda x: x[i - offset], chunk)
+    return batch_at(chunk, None, i - offset)
   return _run_loop(config, hyper, state, get_batch, stop)
 
 
 _init_on_device = jax.jit(_init_state, static_argnums=0)
-
-
-def _leading_size(batches) -> int:
-  sizes = {np.shape(x)[0] if np.ndim(x) else 0 for x in jax.tree_util.tree_leaves(batches)}
-  if len(sizes) != 1 or 0 in sizes:
-    raise ValueError("`lr_range_test(batches=...)` arrays need one common leading (step) axis, got leading "
-                     f"sizes {sorted(sizes)}")
-  return sizes.pop()
 
 
 def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], optax.GradientTransformation],
@@ -205,8 +199,18 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   the remaining steps are not computed (``lax.while_loop`` over preallocated buffers, left NaN).
 
   The whole sweep is one compiled call when ``batches`` are arrays or a function; a Python iterable is fed
-  from the host in chunks of ``chunk_size`` steps through one compiled chunk loop. ``params`` are never
+  from the host in chunks of ``chunk_size`` steps through one compiled chunk loop. Each step is
+  :func:`lrtools._loop.train_step`, the step every lrtools training loop shares. ``params`` are never
   modified or donated.
+
+  Non-finite data: a ``RuntimeWarning`` naming the count of NaN/inf values is raised when array batches
+  hold any (all of the data, counted on the device in the sweep's own program), when the batches a batch
+  function drew during the sweep do (each drawn batch is counted inside the loop), or when the batches taken
+  from an iterable do (each chunk, on the host). Only floating-point leaves are counted. The result's
+  ``stop_reason`` says whether the sweep completed, diverged, or stopped on a non-finite loss.
+
+  The rates are checked in float64, then the sweep runs in float32 (float64 when the parameters are):
+  ``start_lr`` and ``end_lr`` must be normal, finite and distinct in that dtype.
 
   Args:
     loss_fn: ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``).
@@ -224,15 +228,17 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
     debias: fastai's debiased average instead of torch-lr-finder's.
     diverge_threshold: stop when the smoothed loss exceeds this multiple of the best, ``> 1``.
     has_aux: ``loss_fn`` returns ``(loss, aux)``.
-    num_repeats: ``k >= 1`` sweeps in one vmapped call, each with its own key: array batches are visited
+    num_repeats: ``1 <= k <= 10000`` sweeps in one vmapped call, each with its own key: array batches are visited
       in a per-repeat random order, function batches get the repeat's key, and ``init_fn`` (if given)
       draws the repeat's parameters.
-    key: the PRNG key of the repeats and of function batches (default ``jax.random.key(0)``).
+    key: the PRNG key of the repeats and of function batches (default ``jax.random.key(0)``): a typed key
+      (``jax.random.key``) or a raw uint32 key of shape ``(2,)``.
     init_fn: ``key -> params`` for per-repeat initialisation.
     validation_batch: when given, the recorded loss is the validation loss on this fixed batch after each
       step (torch-lr-finder's ``val_loader`` mode) instead of the training batch's loss.
-    validation_loss_fn: ``(params, batch) -> loss`` for the validation batch (default ``loss_fn``).
-    chunk_size: steps per host round trip for an iterable of batches.
+    validation_loss_fn: ``(params, batch) -> loss`` for the validation batch (default ``loss_fn``); only
+      with ``validation_batch``.
+    chunk_size: steps per host round trip for an iterable of batches (at most ``num_steps`` are used).
     progress: optional host ``callback(steps_done, num_steps)``: called after each chunk of an iterable, or
       from inside the compiled loop after every step otherwise (``jax.debug.callback``; with repeats, once per
       repeat and loop iteration, a stopped repeat repeating its last step). The first call comes once
@@ -240,7 +246,15 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
 
   Returns:
     A :class:`RangeTestResult` with ``lrs``, ``losses``, ``smoothed_losses``, ``num_steps_run``,
-    ``diverged`` (one row per repeat when ``num_repeats > 1``), ``suggest(method)`` and ``plot()``.
+    ``diverged``, ``stop_reason`` (one row or entry per repeat when ``num_repeats > 1``),
+    ``suggest(method)`` and ``plot()``. ``suggest("steepest")`` takes the slope against
+    :math:`\log\eta`, torch-lr-finder against the step index: the two pick the same point for an exponential
+    sweep only (see :func:`~lrtools.finder.suggest_steepest`).
+
+  Raises:
+    ValueError: naming the argument and its value, for any argument out of its domain (checked before
+      anything is compiled; ``optimizer`` is called once with ``start_lr`` as a Python float to check that
+      it returns an ``optax.GradientTransformation``).
 
   Example:
     >>> import jax.numpy as jnp, optax, lrtools as lrt
@@ -248,65 +262,57 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
     >>> loss = lambda w, x: jnp.mean((w * x - 3 * x) ** 2)
     >>> res = lrt.lr_range_test(loss, jnp.zeros(()), lambda lr: optax.sgd(lr), xs, start_lr=1e-3,
     ...                         end_lr=100.0, num_steps=50)
-    >>> bool(res.diverged), res.num_steps_run < 50, 0.01 < res.suggest("valley") < 3.0
-    (True, True, True)
+    >>> bool(res.diverged), res.num_steps_run < 50, 0.01 < res.suggest("valley") < 3.0, res.stop_reason
+    (True, True, True, 'diverged')
 
   References:
     Smith 2017, "Cyclical Learning Rates for Training Neural Networks", §3.3; Smith 2018, "A disciplined
     approach to neural network hyper-parameters"; fastai ``lr_find``; torch-lr-finder.
   """
   call = "lr_range_test"
-  check_callable(call, "loss_fn", loss_fn)
-  check_callable(call, "optimizer", optimizer)
-  _check_sweep(call, start_lr, end_lr, num_steps, mode)
-  check_interval(call, "smoothing", smoothing, 0.0, 1.0)
-  check_interval(call, "diverge_threshold", diverge_threshold, 1.0, float("inf"), low_closed=False,
-                 high_closed=True)
-  check_integer(call, "num_repeats", num_repeats, 1)
-  check_integer(call, "chunk_size", chunk_size, 1)
-  if init_fn is not None:
-    check_callable(call, "init_fn", init_fn)
-
+  check_arguments(call, loss_fn=loss_fn, params=params, optimizer=optimizer, batches=batches,
+                  start_lr=start_lr, end_lr=end_lr, num_steps=num_steps, mode=mode, smoothing=smoothing,
+                  debias=debias, diverge_threshold=diverge_threshold, has_aux=has_aux, num_repeats=num_repeats,
+                  key=key, init_fn=init_fn, validation_batch=validation_batch,
+                  validation_loss_fn=validation_loss_fn, chunk_size=chunk_size, progress=progress)
   key = jax.random.key(0) if key is None else key
   # Learning rates and losses are recorded in at least float32 (a bfloat16 sweep would round 1e-7 → 10
   # to a handful of distinct values), in float64 when the parameters are.
-  dtype = jnp.promote_types(jnp.result_type(float, *jax.tree_util.tree_leaves(params)), jnp.float32)
+  with jax.numpy_dtype_promotion("standard"):  # mixed-precision params must not fail in strict mode
+    dtype = jnp.promote_types(jnp.result_type(float, *jax.tree_util.tree_leaves(params)), jnp.float32)
+  check_representable(call, start_lr, end_lr, dtype)
   lrs_host = sweep_lrs(float(start_lr), float(end_lr), int(num_steps), mode)
-  from_host = not (callable(batches) or _is_array_tree(batches))
+  from_host = not (callable(batches) or is_array_tree(batches))
   if from_host and (num_repeats > 1 or init_fn is not None):
-    raise ValueError(f"`{call}(num_repeats=...)` > 1 and init_fn need batches as arrays or a function "
-                     f"(an iterable cannot be replayed in parallel), got num_repeats={num_repeats!r}")
+    name, value = ("num_repeats", num_repeats) if num_repeats > 1 else ("init_fn", init_fn)
+    raise ValueError(f"`{call}({name}=...)` (num_repeats > 1 or an init_fn) needs batches as arrays or a "
+                     f"function (an iterable cannot be replayed in parallel), got {name}={value!r}")
+  if not from_host and not callable(batches):
+    leading_size(call, batches)  # a clear error before tracing
   validate = validation_batch is not None
-  config = _Config(loss_fn, optimizer, bool(has_aux), bool(debias), validate,
-                   validation_loss_fn if validate else None, init_fn,
-                   batches if callable(batches) else None, int(num_repeats),
+  config = _Config(loss_fn, optimizer, has_aux, debias, validate, validation_loss_fn if validate else None,
+                   init_fn, batches if callable(batches) else None, int(num_repeats),
                    progress if not from_host else None)
   hyper = _Hyper(jnp.asarray(lrs_host, dtype), jnp.asarray(smoothing, dtype), jnp.asarray(diverge_threshold, dtype),
                  validation_batch)
   if from_host:
-    finals = _sweep_from_host(config, hyper, params, batches, int(chunk_size), progress)
+    finals, bad = _sweep_from_host(config, hyper, params, batches, min(int(chunk_size), int(num_steps)), progress)
     suggestions = None
+    warn_non_finite(bad, "the batches taken from the iterable held")
   else:
-    if not callable(batches):
-      _leading_size(batches)  # a clear error before tracing
-    finals, suggestions = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
+    finals, suggestions, bad = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
+    warn_non_finite(int(bad), "the batches drawn from the function held" if callable(batches) else "the data hold")
   return RangeTestResult.from_states(lrs_host, finals.losses, finals.smoothed_losses, finals.step,
                                      finals.diverged, suggestions)
 
 
-def _is_array_tree(batches) -> bool:
-  """Stacked batches (an array, dict, tuple, …); a list is a sequence of batches, like any other iterable."""
-  if isinstance(batches, list):
-    return False
-  leaves = jax.tree_util.tree_leaves(batches)
-  return bool(leaves) and all(isinstance(x, (np.ndarray, jax.Array)) for x in leaves)
-
-
-def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progress) -> SweepState:
+def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progress) -> tuple[SweepState, int]:
+  """Chunks of an iterable fed from the host; also returns the count of NaN/inf values among the batches
+  taken (checked on the host as each chunk is stacked)."""
   num_steps = hyper.lrs.shape[0]
   state = _init_on_device(config, hyper, params)
   source = iter(batches)
-  done, fresh = 0, True  # fresh: ``source`` has yielded nothing yet
+  done, fresh, bad = 0, True, 0  # fresh: ``source`` has yielded nothing yet; bad: NaN/inf values fed
   while done < num_steps and not bool(state.diverged):
     taken = list(itertools.islice(source, min(chunk_size, num_steps - done)))
     if not taken:
@@ -317,6 +323,7 @@ def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progr
       source, fresh = iter(batches), True  # a re-iterable (list, data loader) is cycled, as torch-lr-finder does
       continue
     fresh = False
+    bad += host_count_non_finite(taken)
     # Pad the last chunk to the chunk shape so that every chunk reuses one compiled program.
     padded = taken + [taken[-1]] * (chunk_size - len(taken))
     chunk = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *padded)
@@ -324,4 +331,4 @@ def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progr
     done = int(state.step)
     if progress is not None:
       progress(done, num_steps)
-  return state
+  return state, bad

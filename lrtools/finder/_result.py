@@ -27,7 +27,7 @@ class RangeTestResult(NamedTuple):
     losses: the recorded loss of each step, NaN after the sweep stopped: ``(n,)`` or ``(k, n)``.
     smoothed_losses: the smoothed losses, same shape.
     num_steps_run: steps computed: an int, or ``(k,)``.
-    diverged: whether the sweep stopped early: a bool, or ``(k,)``.
+    diverged: whether the sweep stopped on divergence or a non-finite loss: a bool, or ``(k,)``.
     run_suggestions: each run's ``{method: (lr, index)}`` (arrays of ``(k,)`` with repeats), computed by
       the sweep's own compiled program; ``None`` when the result was built otherwise.
   """
@@ -46,6 +46,28 @@ class RangeTestResult(NamedTuple):
     if suggestions is not None:
       suggestions = {m: (np.asarray(lr), np.asarray(i)) for m, (lr, i) in suggestions.items()}
     return cls(np.asarray(lrs), np.asarray(losses), np.asarray(smoothed), steps, diverged, suggestions)
+
+  @property
+  def stop_reason(self) -> str | tuple[str, ...]:
+    """Why each sweep stopped: ``"completed"`` (every step ran), ``"diverged"`` (the smoothed loss passed
+    the threshold) or ``"non-finite loss at step i"`` (``i`` counted from 0); a tuple with repeats.
+
+    Example:
+      >>> import numpy as np, lrtools as lrt
+      >>> lrs = np.logspace(-3, 0, 4)
+      >>> lrt.RangeTestResult(lrs, np.array([1.0, 0.5, np.nan, np.nan]), np.ones(4), 3, True).stop_reason
+      'non-finite loss at step 2'
+    """
+    losses = np.atleast_2d(self.losses)
+    runs, diverged = np.atleast_1d(self.num_steps_run), np.atleast_1d(self.diverged)
+
+    def reason(row, run, stopped):
+      if not stopped:
+        return "completed"
+      return "diverged" if run < 1 or np.isfinite(row[run - 1]) else f"non-finite loss at step {run - 1}"
+
+    reasons = tuple(reason(row, int(run), bool(stopped)) for row, run, stopped in zip(losses, runs, diverged))
+    return reasons[0] if self.losses.ndim == 1 else reasons
 
   @property
   def num_repeats(self) -> int:
@@ -85,7 +107,8 @@ class RangeTestResult(NamedTuple):
     r"""The suggested learning rate from the smoothed curve (the median curve over repeats).
 
     ``"steepest"``: most negative slope against :math:`\log\eta`, skipping the first 10 and last 5 points
-    (torch-lr-finder); ``"minimum"``: the LR of the minimum divided by 10; ``"valley"``: fastai's longest
+    (torch-lr-finder's window; torch-lr-finder takes the slope against the step index, the same point for an
+    exponential sweep only); ``"minimum"``: the LR of the minimum divided by 10; ``"valley"``: fastai's longest
     decreasing stretch, about its middle. ``minimum`` and ``valley`` skip the first ``n // 10`` and last 5
     points as fastai does. NaN when the sweep stopped too early for the rule's window.
     See :mod:`lrtools.finder._suggest` for the exact rules.

@@ -15,9 +15,15 @@ from lrtools._typing import Numeric
 METHODS = ("steepest", "minimum", "valley")
 
 
+def _int32(value: Numeric) -> jax.Array:
+  """Index arithmetic in int32 whatever the inputs (a Python int is int64 under x64, and strict promotion
+  refuses int32 with int64)."""
+  return jnp.asarray(value).astype(jnp.int32)
+
+
 def _valid(losses: jax.Array, num_steps_run: Numeric, skip_start: Numeric, skip_end: Numeric) -> jax.Array:
-  index = jnp.arange(losses.shape[-1])
-  return (index >= skip_start) & (index < num_steps_run - skip_end) & jnp.isfinite(losses)
+  index = jnp.arange(losses.shape[-1], dtype=jnp.int32)
+  return (index >= _int32(skip_start)) & (index < _int32(num_steps_run) - _int32(skip_end)) & jnp.isfinite(losses)
 
 
 def _pick(lrs, index, any_valid):
@@ -32,7 +38,11 @@ def suggest_steepest(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, 
             \qquad V = \{\text{skip\_start} \le i < n_{run} - \text{skip\_end},\ L_i \text{ finite}\}
 
   The slope is ``jnp.gradient`` (central differences, one-sided at the ends of the window) taken over the
-  valid window only, as torch-lr-finder does after dropping its first 10 and last 5 points.
+  valid window only, as torch-lr-finder does after dropping its first 10 and last 5 points. One difference:
+  torch-lr-finder takes the slope against the step index (``np.gradient(losses)``), this rule against
+  :math:`\log\eta`. For an exponential (log-spaced) sweep, :math:`\log\eta` is an affine function of the
+  step index and both pick the same point; for a linear sweep they differ (the slope against the step index
+  is then the slope against :math:`\eta` itself).
 
   Args:
     lrs: the swept learning rates, shape ``(n,)``.
@@ -60,13 +70,13 @@ def suggest_steepest(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, 
   # Central differences over the window: neighbours outside it are replaced by the point itself.
   prev_ok = jnp.concatenate([jnp.zeros((1,), bool), valid[:-1]])
   next_ok = jnp.concatenate([valid[1:], jnp.zeros((1,), bool)])
-  idx = jnp.arange(lrs.shape[0])
+  idx = jnp.arange(lrs.shape[0], dtype=jnp.int32)
   lo = jnp.where(prev_ok, idx - 1, idx)
   hi = jnp.where(next_ok, idx + 1, idx)
   safe = jnp.where(valid, losses, 0.0)
   slope = (safe[hi] - safe[lo]) / jnp.where(hi > lo, log_lrs[hi] - log_lrs[lo], 1.0)
   slope = jnp.where(valid & (hi > lo), slope, jnp.inf)
-  index = jnp.argmin(slope)
+  index = _int32(jnp.argmin(slope))
   return _pick(lrs, index, jnp.isfinite(slope[index]))
 
 
@@ -97,7 +107,7 @@ def suggest_minimum(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, s
     Smith 2017, §3.3; fastai ``lr_find`` (``SuggestionMethod.Minimum``).
   """
   valid = _valid(losses, num_steps_run, skip_start, skip_end)
-  index = jnp.argmin(jnp.where(valid, losses, jnp.inf))
+  index = _int32(jnp.argmin(jnp.where(valid, losses, jnp.inf)))
   lr, index = _pick(lrs, index, jnp.any(valid))
   return lr / 10, index
 
@@ -140,18 +150,18 @@ def suggest_valley(lrs: jax.Array, losses: jax.Array, num_steps_run: Numeric, sk
   n = losses.shape[-1]
   valid = _valid(losses, num_steps_run, skip_start, skip_end)
   vals = jnp.where(valid, losses, jnp.nan)  # NaN compares false: invalid points join no subsequence
-  index = jnp.arange(n)
+  index = jnp.arange(n, dtype=jnp.int32)
 
   def longest_ending_at(i, lengths):
     longer = (index < i) & (vals > vals[i])
     return lengths.at[i].set(jnp.where(valid[i], 1 + jnp.max(jnp.where(longer, lengths, 0)), 0))
 
-  lengths = jax.lax.fori_loop(0, n, longest_ending_at, jnp.zeros((n,), jnp.int32))
-  end = jnp.argmax(lengths)  # the first index of the maximum, as fastai's running update
+  lengths = jax.lax.fori_loop(jnp.int32(0), jnp.int32(n), longest_ending_at, jnp.zeros((n,), jnp.int32))
+  end = _int32(jnp.argmax(lengths))  # the first index of the maximum, as fastai's running update
   start = end - lengths[end]
   sections = (end - start) // 3  # (e − s)/3 floored, as int((e − s)/3)
   pick = start + sections + ((end - start) / 3 / 2).astype(jnp.int32)
-  first_valid = jnp.argmax(valid)
+  first_valid = _int32(jnp.argmax(valid))
   pick = jnp.where(pick < first_valid, first_valid, pick)
   return _pick(lrs, pick, jnp.any(valid))
 
