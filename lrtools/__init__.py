@@ -1,6 +1,11 @@
 """lrtools: the learning-rate toolbox for JAX/Optax — find, schedule, apply, watch and search learning rates."""
 
 from lrtools import data as data
+from lrtools._loop import LoopResult as LoopResult
+from lrtools._loop import StepRecord as StepRecord
+from lrtools._loop import first_non_finite as first_non_finite
+from lrtools._loop import train_loop as train_loop
+from lrtools._loop import train_step as train_step
 from lrtools import finder as finder
 from lrtools import optimizers as optimizers
 from lrtools import plotting as plotting
@@ -66,5 +71,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "data", "finder", "optimizers", "plotting", "schedules", "transforms", "lr_range_test", "RangeTestResult",
+    "LoopResult", "StepRecord", "first_non_finite", "train_loop", "train_step",
     *schedules.__all__, *optimizers.__all__, *transforms.__all__,
 ]

@@ -145,13 +145,12 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
 
   Example:
     >>> import jax, jax.numpy as jnp, lrtools as lrt
-    >>> from lrtools._loop import train_loop
     >>> xs = jnp.linspace(-1.0, 1.0, 40).reshape(5, 8)  # 5 batches of y = 3x
     >>> loss = lambda w, x: jnp.mean((w * x - 3 * x) ** 2)
     >>> def run(lr):
     ...   opt = lrt.sgd(lr)
     ...   w = jnp.zeros(())
-    ...   return train_loop(loss, opt, w, opt.init(w), xs, num_steps=20)
+    ...   return lrt.train_loop(loss, opt, w, opt.init(w), xs, num_steps=20)
     >>> out = jax.jit(jax.vmap(run))(jnp.array([0.1, 1.0]))  # two learning rates, one compiled program
     >>> out.records.loss.shape, [round(float(w), 2) for w in out.params]
     ((2, 20), [2.32, 3.0])
@@ -188,7 +187,7 @@ def first_non_finite(losses: jax.Array) -> jax.Array:
 
   Example:
     >>> import jax.numpy as jnp
-    >>> from lrtools._loop import first_non_finite
+    >>> from lrtools import first_non_finite
     >>> first_non_finite(jnp.array([[1.0, jnp.nan, jnp.inf], [1.0, 2.0, 3.0]])).tolist()
     [1, -1]
   """

@@ -1,6 +1,6 @@
 """Find the learning rate with the range test, then train with one-cycle at that peak (Smith 2018's recipe).
 
-The whole training run is one ``lax.scan`` over steps (``lrtools._loop.train_loop``, the loop the range test
+The whole training run is one ``lax.scan`` over steps (``lrtools.train_loop``, the loop the range test
 shares, recording the loss and learning rate of every step); the schedule and the cyclical momentum are
 lrtools schedules fed to the CS231n momentum optimizer (``lrtools.momentum``).
 """
@@ -13,7 +13,6 @@ import numpy as np
 
 import lrtools as lrt
 from lrtools import models
-from lrtools._loop import train_loop
 
 
 def accuracy(model, params, x, y) -> float:
@@ -45,7 +44,7 @@ def train_and_evaluate(config) -> dict:
 
   @jax.jit
   def run(params, batches):
-    return train_loop(loss, opt, params, opt.init(params), batches)
+    return lrt.train_loop(loss, opt, params, opt.init(params), batches)
 
   params, state, records = run(params, batches)
   return {

@@ -119,7 +119,8 @@ def _find_lr(args: argparse.Namespace, worker) -> int:
   progress.close()
   progress.stage("swept; computing the suggestions")
   run = result.num_steps_run if args.repeats == 1 else int(max(result.num_steps_run))
-  stopped = "diverged" if (result.diverged if args.repeats == 1 else any(result.diverged)) else "completed"
+  reasons = (result.stop_reason,) if args.repeats == 1 else result.stop_reason
+  stopped = "; ".join(f"{n} {r}" if args.repeats > 1 else r for r, n in _count(reasons))
   print(f"range test on {dataset.name}: {args.model}, {args.optimizer}, lr {args.start:g} -> {args.end:g}, "
         f"{run}/{args.steps} steps ({stopped})")
   suggestions = {method: lr for method, (lr, _) in result.suggestions().items()}
@@ -171,3 +172,8 @@ def add_parser(commands) -> None:
   find.add_argument("--quiet", action="store_true", help="no progress output")
   find.add_argument("--out", help="write the plot to this PNG file")
   find.set_defaults(run=run, parser=find, takes_extra=False)
+
+
+def _count(reasons) -> list[tuple[str, int]]:
+  """Distinct stop reasons with how many sweeps gave each, in first-seen order."""
+  return [(r, reasons.count(r)) for r in dict.fromkeys(reasons)]
