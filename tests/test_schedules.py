@@ -425,3 +425,98 @@ def test_tracers_skip_construction_checks():
   # A traced value cannot be checked at construction; building under jit must still work.
   out = jax.jit(lambda c: lrt.sgdr_schedule(0.1, c)(jnp.arange(3)))(jnp.int32(2))
   assert out.shape == (3,)
+
+
+# --- generated bad inputs: every argument of every schedule ----------------------------------------------
+
+VALID = {  # one valid call per factory; each argument is replaced in turn by a generated bad value
+    lrt.constant_schedule: dict(value=0.1),
+    lrt.step_decay_schedule: dict(init_value=0.1, step_size=10, factor=0.5, min_value=0.0),
+    lrt.multistep_schedule: dict(init_value=0.1, milestones=[10, 20], factor=0.1),
+    lrt.exponential_decay_schedule: dict(init_value=0.1, rate=0.01),
+    lrt.inverse_time_decay_schedule: dict(init_value=0.1, rate=0.01),
+    lrt.polynomial_decay_schedule: dict(init_value=0.1, end_value=0.0, decay_steps=100, power=1.0),
+    lrt.cosine_decay_schedule: dict(init_value=0.1, decay_steps=100, end_value=0.0),
+    lrt.cyclical_schedule: dict(base_value=0.01, max_value=0.1, step_size_up=10, step_size_down=5,
+                                mode="exp_range", gamma=0.99),
+    lrt.cyclical_momentum_schedule: dict(base_momentum=0.85, max_momentum=0.95, step_size_up=10, step_size_down=5,
+                                         mode="triangular", gamma=1.0),
+    lrt.one_cycle_schedule: dict(total_steps=100, max_value=0.1, pct_start=0.3, div_factor=25.0,
+                                 final_div_factor=1e4, anneal="cos", three_phase=False),
+    lrt.one_cycle_momentum_schedule: dict(total_steps=100, base_momentum=0.85, max_momentum=0.95, pct_start=0.3,
+                                          anneal="cos", three_phase=False),
+    lrt.sgdr_schedule: dict(max_value=0.1, cycle_steps=10, cycle_mult=2.0, min_value=0.0, max_decay=1.0,
+                            min_decay=1.0),
+    lrt.wsd_schedule: dict(peak_value=0.1, total_steps=100, warmup_steps=10, decay_steps=20, init_value=0.0,
+                           end_value=0.0, warmup_shape="linear", decay_shape="1-sqrt"),
+    lrt.warmup_schedule: dict(schedule=lrt.constant_schedule(0.1), warmup_steps=10, init_value=0.0),
+    lrt.join_schedules: dict(schedules=[lrt.constant_schedule(0.1)] * 2, boundaries=[10]),
+}
+STEP_ARGS = {"step_size", "decay_steps", "step_size_up", "step_size_down", "total_steps", "cycle_steps",
+             "warmup_steps"}
+SEQUENCE_ARGS = {"milestones", "boundaries"}
+STRING_ARGS = {"mode", "anneal", "warmup_shape", "decay_shape"}
+FLAG_ARGS = {"three_phase"}
+CALLABLE_ARGS = {"schedule", "schedules"}
+
+NOT_A_REAL_SCALAR = st.one_of(
+    st.booleans(), st.sampled_from([np.bool_(True), np.array(False)]),  # bools are not numbers
+    st.text(max_size=4), st.none(),  # strings and None are not numbers
+    st.lists(st.floats(0.01, 0.5), min_size=2, max_size=3),  # vectors are not scalars
+    st.builds(np.full, st.sampled_from([(2,), (1,), (1, 1)]), st.floats(0.01, 0.5)),
+    st.complex_numbers(min_magnitude=0.1, max_magnitude=0.5).filter(lambda z: z.imag != 0),
+    st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+)
+NOT_A_STEP_COUNT = st.one_of(
+    NOT_A_REAL_SCALAR, st.integers(2**31, 2**70),  # integers that overflow int32
+    st.integers(max_value=-1), st.floats(0.1, 1e6).filter(lambda x: x != round(x)),  # negative, fractional
+)
+NOT_STEPS = st.one_of(
+    st.lists(st.integers(2**31, 2**40), min_size=1, max_size=1), st.just([[1, 2]]), st.just([5, 5]),
+    st.just([3, 2]), st.lists(st.booleans(), min_size=1, max_size=1), st.just(["a"]), st.just([0.5]),
+)
+NOT_A_FLAG = st.one_of(st.text(max_size=5), st.none(), st.integers(0, 1), st.floats(0, 1))
+NOT_A_NAME = st.one_of(st.text(max_size=8).filter(lambda s: s not in ("triangular", "triangular2", "exp_range",
+                                                                      "cos", "linear", "1-sqrt", "cosine",
+                                                                      "square")),
+                       st.none(), st.integers(), st.booleans())
+BAD_CASES = [(f, a) for f, kwargs in VALID.items() for a in kwargs]
+
+
+def _bad_values(arg):
+  if arg in ("step_size_down", "decay_steps"):  # None is their documented default
+    return NOT_A_STEP_COUNT.filter(lambda v: v is not None)
+  if arg in STEP_ARGS:
+    return NOT_A_STEP_COUNT
+  if arg in SEQUENCE_ARGS:
+    return NOT_STEPS
+  if arg in FLAG_ARGS:
+    return NOT_A_FLAG
+  if arg in STRING_ARGS:
+    return NOT_A_NAME
+  if arg in CALLABLE_ARGS:
+    return st.one_of(st.floats(0.1, 1.0), st.text(max_size=3), st.none())
+  return NOT_A_REAL_SCALAR
+
+
+@pytest.mark.parametrize("factory,arg", BAD_CASES, ids=[f"{f.__name__}-{a}" for f, a in BAD_CASES])
+@given(data=st.data())
+def test_generated_bad_inputs_raise_naming_the_call_and_argument(factory, arg, data):
+  value = data.draw(_bad_values(arg), label=arg)
+  kwargs = {**VALID[factory], arg: value}
+  if factory is lrt.step_decay_schedule and arg == "init_value":
+    kwargs["min_value"] = 0.0
+  with pytest.raises(ValueError, match=rf"`{factory.__name__}\(.*{arg}=\.\.\..*got .*{arg}="):
+    _build(factory, kwargs)
+
+
+def test_valid_calls_build():
+  for factory, kwargs in VALID.items():
+    assert np.all(np.isfinite(np.asarray(_build(factory, kwargs)(jnp.arange(5)))))
+
+
+def test_a_shape_one_tracer_is_rejected_and_a_scalar_tracer_inside_vmap_is_fine():
+  with pytest.raises(ValueError, match=r"`sgdr_schedule\(max_value=\.\.\.\)` must be a scalar"):
+    jax.jit(lambda v: lrt.sgdr_schedule(v, 10)(3))(jnp.ones(1))
+  out = jax.vmap(lambda v: lrt.sgdr_schedule(v, 10)(3))(jnp.array([0.1, 0.2]))
+  assert out.shape == (2,)

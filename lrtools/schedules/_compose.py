@@ -78,6 +78,8 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
     Loshchilov & Hutter 2017, "SGDR" (schedules in stages); optax.join_schedules.
   """
   call = "join_schedules"
+  if not isinstance(schedules, (list, tuple)):
+    raise ValueError(f"`{call}(schedules=...)` must be a list or tuple of schedules, got schedules={schedules!r}")
   schedules = list(schedules)
   if not schedules:
     raise ValueError(f"`{call}(schedules=...)` needs at least one schedule, got schedules={schedules!r}")
