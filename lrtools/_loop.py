@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from lrtools._hyperparams import current_hyperparams, resolve
-from lrtools._typing import ScalarOrSchedule, check_flag, check_integer
+from lrtools._typing import ScalarOrSchedule, check_callable, check_flag, check_integer
 
 Batches = Any  # a pytree of arrays with a leading step axis | (key, step) -> batch
 
@@ -160,6 +160,11 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
   References:
     CS231n "Neural Networks Part 3" (the training loop, babysitting the loss); JAX ``lax.scan``.
   """
+  check_callable("train_loop", "loss_fn", loss_fn)
+  if not isinstance(optimizer, optax.GradientTransformation):
+    raise ValueError("`train_loop(optimizer=...)` must be an optax.GradientTransformation (call a factory "
+                     f"such as `lrt.sgd(0.1)` first), got optimizer={optimizer!r}")
+  check_integer("train_loop", "unroll", unroll, 1)
   if callable(batches):
     if num_steps is None:
       raise ValueError("`train_loop(num_steps=...)` is needed with a batch function, got num_steps=None")
@@ -178,7 +183,7 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
     return (params, opt_state), record
 
   (params, opt_state), records = jax.lax.scan(body, (params, opt_state), jnp.arange(int(num_steps), dtype=jnp.int32),
-                                              unroll=unroll)
+                                              unroll=int(unroll))
   return LoopResult(params, opt_state, records)
 
 

@@ -55,16 +55,25 @@ def _numeric(call: str, name: str, value: Numeric, ndim: int | None = 0) -> np.n
   if isinstance(value, jax.core.Tracer):
     dtype, shape, v = value.dtype, value.shape, None
   else:
-    try:  # a Python int beyond int64 would become an object array: compare it as a float
-      v = np.asarray(float(value) if isinstance(value, int) and abs(value) > 2**62 else value)
+    try:  # a Python int beyond int64 would become an object array: compare it as a float (inf beyond)
+      v = np.asarray(_big_int_as_float(value) if isinstance(value, int) and abs(value) > 2**62 else value)
     except (TypeError, ValueError):  # ragged sequences and other non-arrays
       fail(call, name, value, "must be a real number")
+    if v.dtype.kind == "f" and v.dtype.itemsize > 8:  # long double: JAX has no such type
+      fail(call, name, value, "must be a real number of at most 64 bits")
     dtype, shape = v.dtype, v.shape
   if not jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.complexfloating):
     fail(call, name, value, "must be a real number" if ndim == 0 else "must be real numbers")
   if ndim is not None and len(shape) != ndim:
     fail(call, name, value, "must be a scalar (shape ())" if ndim == 0 else f"must be a {ndim}-D sequence")
   return v
+
+
+def _big_int_as_float(value: int) -> float:
+  try:
+    return float(value)
+  except OverflowError:
+    return float("inf") if value > 0 else float("-inf")
 
 
 def check_number(call: str, name: str, value: Numeric) -> None:
@@ -158,7 +167,13 @@ def check_regex(call: str, name: str, value: Any) -> None:
 def check_steps(call: str, name: str, values: Numeric) -> None:
   """A 1-D sequence (or one number) of strictly increasing step counts in ``[0, 2**31 − 1]`` (milestones,
   boundaries)."""
-  if np.ndim(values) > 1:
+  if isinstance(values, (list, tuple)) and any(_is_bool(v) for v in values):
+    fail(call, name, values, "must be step counts, not bools")
+  try:
+    ndim = np.ndim(values)
+  except ValueError:  # ragged
+    fail(call, name, values, "must be a 1-D sequence")
+  if ndim > 1:
     fail(call, name, values, "must be a 1-D sequence")
   check_integer(call, name, values, 0, ndim=None)
   v = concrete(values)

@@ -27,6 +27,9 @@ def _rng(key_or_seed) -> np.random.Generator:
   return np.random.default_rng([int(w) for w in data])
 
 
+MAX_BYTES = 4 * 2**30  # stacked batches live in host memory
+
+
 def batches(dataset_x, dataset_y, batch_size: int, num_steps: int, key_or_seed) -> dict[str, np.ndarray]:
   """``num_steps`` shuffled minibatches stacked along a leading step axis: ``{"x": ..., "y": ...}``.
 
@@ -70,8 +73,13 @@ def batches(dataset_x, dataset_y, batch_size: int, num_steps: int, key_or_seed) 
                      f"leading length, got dataset_x.shape={x.shape}, dataset_y.shape={y.shape}")
   batch_size = host_integer(_CALL, "batch_size", batch_size, 1)
   num_steps = host_integer(_CALL, "num_steps", num_steps, 1)
-  rng = _rng(key_or_seed)
   n, total = len(x), num_steps * batch_size
+  size = total * (x[:1].nbytes + y[:1].nbytes)
+  if size > MAX_BYTES:  # the batches are materialised on the host: refuse before allocating
+    raise ValueError(f"`{_CALL}(batch_size=..., num_steps=...)` would stack {size / 2**30:.3g} GiB of batches "
+                     f"(limit {MAX_BYTES / 2**30:g} GiB): pass fewer steps, or a (key, step) -> batch function "
+                     f"to the range test, got batch_size={batch_size!r}, num_steps={num_steps!r}")
+  rng = _rng(key_or_seed)
   epochs = -(-total // n)  # ceil
   order = np.concatenate([rng.permutation(n) for _ in range(epochs)])[:total]
   order = order.reshape(num_steps, batch_size)

@@ -37,20 +37,23 @@ def check_weight_decay(call: str, weight_decay: ScalarOrSchedule, mask: Mask | C
   check(check_nonnegative, call, "weight_decay", weight_decay)
   if mask is None or callable(mask):
     return
-  leaves = jax.tree.leaves(mask)
-  if not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
+  leaves = jax.tree.leaves(mask, is_leaf=lambda x: x is None)
+  if not leaves or not all(isinstance(leaf, (bool, np.bool_)) for leaf in leaves):
     fail(call, "weight_decay_mask", mask, "must be a pytree of True/False leaves or a callable params -> mask")
 
 
 def with_weight_decay(call: str, learning_rate: ScalarOrSchedule, weight_decay: ScalarOrSchedule,
                       mask: Mask | Callable | None, *transforms: optax.GradientTransformation
                       ) -> optax.GradientTransformationExtraArgs:
-  """``optax.chain(*transforms)``, followed by the decay unless ``weight_decay`` is a literal 0.
+  """``optax.chain(*transforms)``, followed by the decay unless ``weight_decay`` is a Python number 0.
 
-  With a literal 0 (the default) the chain and its state are those of the optimizer without decay, and
-  ``update`` needs no ``params``; a tracer or a schedule always adds the decay (its value is unknown).
+  With a Python 0 (the default) the chain and its state are those of the optimizer without decay, and
+  ``update`` needs no ``params``; an array (even a zero one), a tracer or a schedule always adds the decay.
+  The choice depends on the type of the argument, never on its value, so that ``init`` and a jitted
+  ``update`` build the same chain when a wrapper (``optax.inject_hyperparams``) passes the default as an
+  array that is concrete in ``init`` and traced in ``update``.
   """
-  zero = not callable(weight_decay) and (v := concrete(weight_decay)) is not None and v == 0
+  zero = isinstance(weight_decay, (int, float)) and not isinstance(weight_decay, bool) and weight_decay == 0
   if zero:
     return optax.chain(*transforms)
   decay = _decoupled_weight_decay(call, learning_rate, weight_decay)

@@ -34,7 +34,8 @@ def int_steps(count: Numeric) -> jnp.ndarray:
   c = jnp.asarray(count)
   dtype = int_dtype(c)
   if not jnp.issubdtype(c.dtype, jnp.integer):
-    c = jnp.clip(jnp.floor(c.astype(jnp.float32)), 0, np.iinfo(np.int32).max - 127)  # largest exact below 2^31
+    top = np.iinfo(dtype).max if dtype == np.int64 else np.iinfo(np.int32).max - 127  # float32's below 2^31
+    c = jnp.clip(jnp.floor(c.astype(compute_dtype(c.dtype))), 0, top)
   return jnp.maximum(c.astype(dtype), 0)
 
 

@@ -43,8 +43,9 @@ def warmup_schedule(schedule: Schedule, warmup_steps: Numeric, init_value: Numer
   def warmed(count):
     t = int_steps(count)
     warm = as_steps(warmup_steps, t.dtype)
-    after = schedule(jnp.maximum(t - warm, 0))
-    peak = schedule(jnp.zeros_like(t))
+    # A schedule may return a scalar for any count (``lambda t: 0.1``): broadcast, as optax does.
+    after = jnp.broadcast_to(jnp.asarray(schedule(jnp.maximum(t - warm, 0))), t.shape)
+    peak = jnp.broadcast_to(jnp.asarray(schedule(jnp.zeros_like(t))), t.shape)
     cdt = compute_dtype(after.dtype)
     fraction = t.astype(cdt) / jnp.maximum(warm, 1).astype(cdt)
     start = jnp.asarray(init_value, cdt)
@@ -97,7 +98,8 @@ def join_schedules(schedules: Sequence[Schedule], boundaries: Sequence[Numeric] 
     marks = as_steps(boundaries, t.dtype).reshape(-1)
     offsets = jnp.concatenate([jnp.zeros((1,), t.dtype), marks])
     index = count_reached(t, marks)
-    parts = [s(jnp.maximum(t - offsets[i], 0)) for i, s in enumerate(schedules)]
+    parts = [jnp.broadcast_to(jnp.asarray(s(jnp.maximum(t - offsets[i], 0))), t.shape)
+             for i, s in enumerate(schedules)]
     dtype = jnp.result_type(*parts)
     values = jnp.stack([p.astype(dtype) for p in parts], axis=-1)
     return jnp.take_along_axis(values, index[..., None], axis=-1)[..., 0]

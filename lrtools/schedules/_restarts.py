@@ -28,10 +28,11 @@ def _integer_mult_starts(cycle_steps, mult, int_dtype):
   return jnp.stack(starts), jnp.stack(overflowed)
 
 
-def _real_start(i, cycle_steps, mult, cdt):
-  """``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` for a real ``m > 1``, evaluated in ``cdt`` (expm1/log1p keep it
-  accurate for m near 1), a value within :data:`SNAP_ULPS` ulps above an integer taken as that integer."""
-  real = cycle_steps * jnp.expm1(i * jnp.log1p(mult - 1)) / (mult - 1)
+def _real_start(i, cycle_steps, excess, cdt):
+  """``S_i = ⌈T_0 (m^i − 1)/(m − 1)⌉`` for a real ``m = 1 + excess > 1``, evaluated in ``cdt`` (expm1/log1p
+  of the excess keep it accurate for m near 1), a value within :data:`SNAP_ULPS` ulps above an integer
+  taken as that integer."""
+  real = cycle_steps * jnp.expm1(i * jnp.log1p(excess)) / excess
   return jnp.ceil(real - SNAP_ULPS * jnp.finfo(cdt).eps * real)
 
 
@@ -54,13 +55,13 @@ def restart_table(cycle_steps, cycle_mult) -> tuple[np.ndarray, np.ndarray] | No
   return starts[reached].astype(np.int32), np.diff(starts)[:int(reached.sum())]
 
 
-def _cycles_of_one(t, t0, m, cdt):
+def _cycles_of_one(t, t0, m, excess, cdt):
   """``cycle_mult = 1``: ``i = ⌊t / T_0⌋`` in integers."""
   index = t // t0
   return index, index * t0, t0.astype(cdt)
 
 
-def _cycles_of_integer_mult(t, t0, m, cdt):
+def _cycles_of_integer_mult(t, t0, m, excess, cdt):
   """Integer ``cycle_mult >= 2``: the starts by saturating integer arithmetic."""
   top = jnp.iinfo(t.dtype).max
   m_round = jnp.round(m)
@@ -70,18 +71,18 @@ def _cycles_of_integer_mult(t, t0, m, cdt):
   return index, starts[index], t0.astype(cdt) * m_round ** index.astype(cdt)
 
 
-def _cycles_of_real_mult(t, t0, m, cdt):
+def _cycles_of_real_mult(t, t0, m, excess, cdt):
   """Real ``cycle_mult > 1`` on the device: a log estimate of ``i`` corrected against ``S_i``, ``S_{i+1}``."""
   top = jnp.iinfo(t.dtype).max
-  m = jnp.where(m > 1, m, 2)  # a finite placeholder when another branch is the one selected
+  excess = jnp.where(excess > 0, excess, 1)  # a finite placeholder when another branch is the one selected
   t0_f = t0.astype(cdt)
 
   def start(i):  # (value as a float, as an integer or 0, reachable)
-    value = _real_start(i.astype(cdt), t0_f, m, cdt)
+    value = _real_start(i.astype(cdt), t0_f, excess, cdt)
     reachable = value <= top
     return value, jnp.where(reachable, value, 0).astype(t.dtype), reachable
 
-  estimate = jnp.floor(jnp.log1p(t.astype(cdt) * (m - 1) / t0_f) / jnp.log(m))
+  estimate = jnp.floor(jnp.log1p(t.astype(cdt) * excess / t0_f) / jnp.log1p(excess))
   index = jnp.clip(estimate, 0, top - 1).astype(t.dtype)
   _, s, ok = start(index)
   index = jnp.where(ok & (s <= t), index, jnp.maximum(index - 1, 0))
@@ -107,18 +108,18 @@ def restart_cycle(t: jnp.ndarray, cycle_steps, cycle_mult, cdt, table=None):
   A concrete ``cycle_mult`` compiles only its own case; a traced one computes the three and selects.
   """
   if table is not None:
-    starts, lengths = jnp.asarray(table[0]), jnp.asarray(table[1], cdt)
-    index = jnp.searchsorted(starts, t.astype(jnp.int32), side="right") - 1
-    return index.astype(t.dtype), starts[index].astype(t.dtype), lengths[index]
+    starts, lengths = jnp.asarray(table[0]).astype(t.dtype), jnp.asarray(table[1], cdt)
+    index = jnp.searchsorted(starts, t, side="right") - 1
+    return index.astype(t.dtype), starts[index], lengths[index]
   t0 = as_steps(cycle_steps, t.dtype)
   m = jnp.asarray(cycle_mult, cdt)
   cases = [_cycles_of_one, _cycles_of_integer_mult, _cycles_of_real_mult]
   known = concrete(cycle_mult)
-  if known is not None:
+  if known is not None:  # m − 1 from the float64 value: rounding m first would cost m − 1 its precision
     kind = 0 if known == 1 else 1 if known == np.round(known) else 2
-    return cases[kind](t, t0, m, cdt)
+    return cases[kind](t, t0, m, jnp.asarray(float(known) - 1, cdt), cdt)
   kind = jnp.where(m == 1, 0, jnp.where(m == jnp.round(m), 1, 2))
-  results = [case(t, t0, m, cdt) for case in cases]
+  results = [case(t, t0, m, m - 1, cdt) for case in cases]
   return tuple(jnp.choose(kind, [r[k].astype(results[0][k].dtype) for r in results], mode="clip")
                for k in range(3))
 
@@ -140,9 +141,13 @@ def sgdr_schedule(max_value: Numeric, cycle_steps: Numeric, cycle_mult: Numeric 
   used CosineAnnealingWarmRestarts step for step; for a real ``cycle_mult`` the restart is the ceiling of
   the real boundary (``sgdr_schedule(1.0, 10, 1.3)`` restarts at 10, 23, 40, 62, …), computed in float64 on
   the host and exact at every int32 step when ``cycle_steps`` and ``cycle_mult`` are concrete (and there are
-  at most 2^16 cycles); a traced real ``cycle_mult`` is evaluated on the device: exact in float64, and in
-  float32 within the rounding of the boundary (relative ~4e-6: the first restart one step off comes after
-  ~1.6e3 steps for m = 1.05, ~1.8e4 for m = 1.3; none for m = 1.5 or 2.5 up to 2**31 − 1).
+  at most 2^16 cycles). The real boundary is that of the binary ``cycle_mult``, and one within 32 float64
+  ulps above an integer counts as that integer, so a decimal such as 1.3 restarts where exact decimal
+  arithmetic puts it (bar boundaries within ~1e-14 relative of an integer). A traced real ``cycle_mult``
+  (or one so close to 1 that there are more than 2^16 cycles) is evaluated on the device: exact in
+  float64; in float32 a restart may move by the float32 rounding of its boundary (relative ~4e-6, i.e. up
+  to thousands of steps near 2^31, and already one step at ~1.6e3 for m = 1.05 or ~1.8e4 for m = 1.3):
+  pass ``cycle_mult`` concrete, or enable x64, where restarts must be exact.
 
   Args:
     max_value: :math:`\eta_{max} \ge 0`, the value right after each restart (of the first cycle).

@@ -76,7 +76,8 @@ def wsd_schedule(peak_value: Numeric, total_steps: Numeric, warmup_steps: Numeri
   check_nonnegative(call, "peak_value", peak_value)
   check_integer(call, "total_steps", total_steps, 1)
   check_integer(call, "warmup_steps", warmup_steps, 0)
-  if decay_steps is None:
+  defaulted = decay_steps is None
+  if defaulted:
     decay_steps = total_steps // 5
   else:
     check_integer(call, "decay_steps", decay_steps, 0)
@@ -87,7 +88,8 @@ def wsd_schedule(peak_value: Numeric, total_steps: Numeric, warmup_steps: Numeri
   total, warm, decay = concrete(total_steps), concrete(warmup_steps), concrete(decay_steps)
   if total is not None and warm is not None and decay is not None and not int(warm) + int(decay) <= int(total):
     raise ValueError(f"`{call}(warmup_steps=..., decay_steps=...)` needs warmup_steps + decay_steps <= "
-                     f"total_steps={total_steps!r}, got warmup_steps={warmup_steps!r}, decay_steps={decay_steps!r}")
+                     f"total_steps={total_steps!r}, got warmup_steps={warmup_steps!r}, decay_steps={decay_steps!r}"
+                     + (" (the default, total_steps // 5)" if defaulted else ""))
   dtype = float_dtype(peak_value, init_value, end_value)
   cdt = compute_dtype(dtype)
 
