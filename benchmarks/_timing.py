@@ -38,6 +38,30 @@ def time_fn(fn: Callable[[], Any], *, warmup: int = 2, repeats: int = 7, number:
           "repeats": repeats, "number": number}
 
 
+def time_interleaved(fns: dict[str, Callable[[], Any]], *, warmup: int = 2, repeats: int = 11) -> dict:
+  """:func:`time_fn` of several contenders side by side: each round times every contender once, in turn, so
+  that a change of machine load during the run hits them all alike. ``{name: stats}``."""
+  for fn in fns.values():
+    for _ in range(warmup):
+      block(fn())
+  samples: dict[str, list[float]] = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, fn in fns.items():
+      start = time.perf_counter()
+      block(fn())
+      samples[name].append(time.perf_counter() - start)
+  return {name: {"median_s": statistics.median(s), "min_s": min(s), "max_s": max(s), "repeats": repeats,
+                 "number": 1} for name, s in samples.items()}
+
+
+def load_average() -> list[float] | None:
+  """The 1, 5 and 15 minute load averages (None where the platform has none): timings depend on them."""
+  try:
+    return list(os.getloadavg())
+  except (AttributeError, OSError):
+    return None
+
+
 def machine_info() -> dict:
   devices = jax.devices()
   return {
@@ -48,6 +72,7 @@ def machine_info() -> dict:
       "jax": jax.__version__,
       "backend": jax.default_backend(),
       "devices": [d.device_kind for d in devices],
+      "load_average": load_average(),
   }
 
 

@@ -270,6 +270,53 @@ def suggest_valley(losses, num_run, skip_start=0, skip_end=0):
   return skip_start + max(idx, 0)
 
 
+def lag_free_suggestions(lrs, losses, num_run, smoothing=0.05):
+  """lrtools' suggestions without lag, written from the documented rule, loop by loop in float64.
+
+  The curve: cap the raw losses at the highest one recorded up to the lowest; then at each finite point i
+  (of those before ``num_run``, first f, last l), the mean of the capped finite losses within
+  ``min(⌊(1 − w)/(2w) + 1/2⌋, i − f, l − i)`` steps (half up) either side. The rules on that curve, with their
+  conventional windows: torch-lr-finder's steepest (first 10 and last 5 dropped), fastai's minimum (first
+  ``n // 10`` and last 5 dropped) and fastai's valley stretch (same window) with the point where the loss is
+  halfway down it. Returns ``(curve, {method: index or None})``.
+  """
+  lrs, losses = np.asarray(lrs, np.float64), np.asarray(losses, np.float64)
+  n = len(losses)
+  ok = [i for i in range(n) if i < num_run and math.isfinite(losses[i])]
+  curve = np.full(n, np.nan)
+  if ok:
+    lowest = min(ok, key=lambda i: losses[i])
+    cap = max(losses[i] for i in ok if i <= lowest)
+    first, last = ok[0], ok[-1]
+    half = 0 if smoothing == 0 else math.floor(min((1 - smoothing) / (2 * smoothing), n) + 0.501)
+    for i in ok:
+      h = max(min(half, i - first, last - i), 0)
+      window = [min(losses[j], cap) for j in range(i - h, i + h + 1) if j in ok]
+      curve[i] = sum(window) / len(window)
+  found = {"steepest": suggest_steepest(lrs, curve, num_run, 10, 5),
+           "minimum": suggest_minimum(curve, num_run, n // 10, 5)}
+  # valley: fastai's stretch (s, e) on the window, then the first point of it halfway down in loss.
+  lo, hi = n // 10, max(num_run - 5, n // 10)
+  window = [curve[i] for i in range(lo, hi)]
+  valley = None
+  if any(math.isfinite(v) for v in window):
+    m = len(window)
+    lds = [1] * m
+    max_start, max_end = 0, 0
+    for i in range(1, m):
+      for j in range(0, i):
+        if window[i] < window[j] and lds[i] < lds[j] + 1:
+          lds[i] = lds[j] + 1
+        if lds[max_end] < lds[i]:
+          max_end = i
+          max_start = max_end - lds[max_end]
+    stretch = range(max(max_start, 0), max_end + 1)
+    top = max(window[k] for k in stretch if math.isfinite(window[k]))
+    valley = lo + next(k for k in stretch if window[k] <= (top + window[max_end]) / 2)
+  found["valley"] = valley
+  return curve, found
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Optimizers and transforms (CS231n "Neural Networks 3", D2L ch. 11, the papers), one step at a time.
 # Every optimizer runs ``num_steps`` steps of ``x <- update(x, grad(x, t))`` and returns the trajectory,

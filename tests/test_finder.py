@@ -295,16 +295,18 @@ def test_function_batches_and_repeats_equal_individual_runs():
     np.testing.assert_allclose(together.losses[r], alone.losses, rtol=1e-10)
     assert together.num_steps_run[r] == alone.num_steps_run
     assert together.suggestion_spread("valley")["each"][r] == pytest.approx(alone.suggest("valley"), nan_ok=True)
-  spread = together.suggestion_spread("valley")
-  each = spread["each"]
-  assert each.shape == (3,) and np.all(np.isfinite(each)) and len(np.unique(each)) == 3
-  assert (spread["median"], spread["min"], spread["max"]) == (np.median(each), each.min(), each.max())
-  # The result's suggestion is the rule on the median curve (not a statistic of the repeats' suggestions).
-  median = median_curve(together.smoothed_losses)
-  chex.assert_trees_all_close(together.median_losses, median, rtol=0.0, atol=0.0)
-  seen = np.asarray(jnp.asarray(median))  # the curve as the rule sees it (float32 in the default leg)
-  want = ref.suggest_valley(seen, np.isfinite(seen).sum(), STEPS // 10, 5)
-  assert together.suggestions()["valley"][1] == want
+  for method in ("steepest", "minimum", "valley"):
+    spread = together.suggestion_spread(method)
+    each = spread["each"]
+    assert each.shape == (3,) and np.all(np.isfinite(each))
+    # One definition: the median over repeats of each repeat's suggestion (in log LR), whatever reads it.
+    want = float(np.exp(np.median(np.log(each))))
+    assert spread["median"] == pytest.approx(want, rel=1e-12) and together.suggest(method) == spread["median"]
+    assert together.suggestions()[method][0] == spread["median"]
+    assert (spread["min"], spread["max"]) == (each.min(), each.max())
+    assert spread["decades"] == pytest.approx(np.log10(each.max() / each.min()))
+  # The plotted median curve and band are over the repeats' lag-free curves.
+  chex.assert_trees_all_close(together.median_losses, median_curve(together.centred_losses), rtol=0.0, atol=0.0)
   low, high = together.band
   assert np.all((low <= together.median_losses) | np.isnan(together.median_losses))
   assert np.all((together.median_losses <= high) | np.isnan(together.median_losses))
@@ -412,24 +414,54 @@ def test_suggestions_are_jittable_and_vmappable():
       assert float(lr) == pytest.approx(float(rule(lrs, row, 40)[0]))
 
 
-def test_result_suggest_uses_the_conventional_windows():
+def test_result_suggest_recorded_curve_uses_the_conventional_windows():
+  """``curve="recorded"``: the rules on the sweep's (lagged) moving average, as torch-lr-finder and fastai."""
   res = run()
   rebuilt = res._replace(run_suggestions=None)  # recomputed outside the sweep's program: the same answer
-  for method, (lr, index) in res.suggestions().items():
-    assert rebuilt.suggestions()[method] == (pytest.approx(lr), index)
+  for method, (lr, index) in res.suggestions("recorded").items():
+    assert rebuilt.suggestions("recorded")[method] == (pytest.approx(lr), index)
   curve, n = res.smoothed_losses, res.num_steps_run
-  index = res.suggestions()["steepest"][1]
+  index = res.suggestions("recorded")["steepest"][1]
   assert_steepest_index(res.lrs, curve, n, 10, 5, index, curve.dtype)
-  assert res.suggest("steepest") == pytest.approx(res.lrs[index])
-  assert res.suggest("minimum") == pytest.approx(res.lrs[ref.suggest_minimum(curve, n, STEPS // 10, 5)] / 10)
-  assert res.suggest("valley") == pytest.approx(res.lrs[ref.suggest_valley(curve, n, STEPS // 10, 5)])
+  assert res.suggest("steepest", curve="recorded") == pytest.approx(res.lrs[index])
+  minimum = ref.suggest_minimum(curve, n, STEPS // 10, 5)
+  assert res.suggest("minimum", curve="recorded") == pytest.approx(res.lrs[minimum] / 10)
+  assert res.suggest("valley", curve="recorded") == pytest.approx(res.lrs[ref.suggest_valley(curve, n, STEPS // 10, 5)])
+
+
+@pytest.mark.parametrize("smoothing", [0.05, 0.2, 0.0])
+def test_result_suggestions_are_the_rules_on_the_lag_free_curve(smoothing):
+  res = run()._replace(smoothing=smoothing)  # the window follows the result's smoothing weight
+  want_curve, want = ref.lag_free_suggestions(res.lrs, res.losses, res.num_steps_run, smoothing)
+  rtol = 1e-12 if res.losses.dtype == np.float64 else 2e-5
+  np.testing.assert_allclose(res.centred_losses, want_curve, rtol=rtol, atol=rtol)
+  found = res.suggestions()
+  for method, index in want.items():
+    lr = res.lrs[index] / (10 if method == "minimum" else 1)
+    if method == "steepest":  # ties between equal slopes in float32: check the slope, not the index
+      assert_steepest_index(res.lrs, res.centred_losses, res.num_steps_run, 10, 5, found[method][1],
+                            res.centred_losses.dtype)
+    else:
+      assert found[method] == (pytest.approx(lr), index), method
 
 
 def test_plot_marks_the_suggestions(tmp_path):
-  ax = run().plot()
+  res = run()
+  ax = res.plot()
   assert ax.get_xscale() == "log"
   labels = [t.get_text() for t in ax.get_legend().get_texts()]
-  assert labels[:2] == ["loss", "smoothed loss"] and any(label.startswith("valley: ") for label in labels)
+  assert labels[:2] == ["loss", "smoothed loss (centred, no lag)"]
+  # Each suggestion is marked at its own learning rate (minimum's: a tenth of the minimum's), on the curve.
+  for method, (lr, _) in res.suggestions().items():
+    label = next(label for label in labels if label.startswith(f"{method}: "))
+    assert label == f"{method}: {lr:.2e}"
+    line = next(line for line in ax.get_lines() if line.get_label() == label)
+    assert line.get_xdata()[0] == pytest.approx(lr)
+    curve = res.centred_losses
+    ok = np.isfinite(curve)
+    assert line.get_ydata()[0] == pytest.approx(np.interp(np.log(lr), np.log(res.lrs[ok]), curve[ok]))
+  stop = next(label for label in labels if label.startswith("stop: "))
+  assert stop == f"stop: {res.stop_line()}" and res.stop_line() in ax.get_title()
   ax.figure.savefig(tmp_path / "rt.png")
   band_ax = run(num_repeats=2, key=jax.random.key(1)).plot()
   assert any("band over 2 repeats" in t.get_text() for t in band_ax.get_legend().get_texts())

@@ -5,6 +5,8 @@ import io
 import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,13 +20,44 @@ from lrtools import cli  # noqa: E402
 README = (Path(__file__).parents[1] / "README.md").read_text()
 
 
-def test_readme_python_blocks_run(tmp_path, monkeypatch):
-  monkeypatch.chdir(tmp_path)
-  blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
-  assert blocks
-  session = {}  # the README reads as one session: later blocks use names from earlier ones
-  for block in blocks:
-    exec(compile(block, "README.md", "exec"), session)
+BLOCKS = re.findall(r"```python\n(.*?)```", README, flags=re.S)
+SUGGESTION = re.compile(r"^  (steepest|minimum|valley) +(\S+)", flags=re.M)
+
+
+def fresh_python(args, cwd, timeout=180) -> subprocess.CompletedProcess:
+  """``python args`` in a fresh interpreter, as a user runs it: JAX's defaults (no test-leg settings
+  inherited through the environment), a non-interactive matplotlib backend."""
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "LRTOOLS_TEST", "XLA_FLAGS"))}
+  env["MPLBACKEND"] = "Agg"
+  return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                        timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def block_runs(tmp_path_factory):
+  """Each README python block run on its own, in its own fresh interpreter: ``[(block, completed)]``."""
+  cwd = tmp_path_factory.mktemp("readme")
+  return [(block, fresh_python(["-c", block], cwd)) for block in BLOCKS]
+
+
+def test_readme_python_blocks_run_on_their_own(block_runs):
+  assert len(block_runs) >= 2
+  for block, done in block_runs:
+    assert done.returncode == 0, f"{block[:200]}\n--- stderr:\n{done.stderr[-3000:]}"
+
+
+def test_readme_snippet_and_find_lr_print_the_same_suggestions(block_runs, tmp_path):
+  snippet = [done for block, done in block_runs if "lr_range_test(" in block]
+  assert len(snippet) == 1
+  printed = dict(SUGGESTION.findall(snippet[0].stdout))
+  cli_run = fresh_python(["-m", "lrtools.cli", "find-lr", "--quiet"], tmp_path)  # the README's first command
+  assert cli_run.returncode == 0, cli_run.stderr
+  from_cli = dict(SUGGESTION.findall(cli_run.stdout))
+  assert set(printed) == {"steepest", "minimum", "valley"}, snippet[0].stdout
+  assert printed == from_cli, (snippet[0].stdout, cli_run.stdout)
+  # The same run: the same steps and stop reason.
+  steps = re.search(r"range test: (\d+/\d+ steps) \((\w+)", snippet[0].stdout)
+  assert steps and f"{steps.group(1)} ({steps.group(2)}" in cli_run.stdout
 
 
 def test_readme_starts_with_the_two_commands():

@@ -28,9 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Runs ``lrtools COMMAND ...`` (``argv`` defaults to ``sys.argv[1:]``); returns the exit code."""
+  """Runs ``lrtools COMMAND ...`` (``argv`` defaults to ``sys.argv[1:]``); returns the exit code.
+
+  Run as a program (``argv`` not given: the console script, ``python -m lrtools.cli``), ``find-lr`` keeps
+  JAX's persistent compilation cache in the user's cache directory by default; called from Python with an
+  ``argv``, it changes the calling process's JAX configuration only when told ``--cache-dir``."""
   parser = build_parser()
   args, extra = parser.parse_known_args(argv)
+  args.as_program = argv is None
   if extra and not args.takes_extra:
     args.parser.error(f"unrecognized arguments: {' '.join(extra)}")
   return args.run(args, extra)

@@ -37,13 +37,27 @@ def start() -> subprocess.Popen | None:
     return None
 
 
+_METHODS = ("suggestions", "stop_line", "agreement")  # read by calling them; sent as their values
+
+
 def payload(result) -> dict:
-  """What ``plot_range_test`` reads from a result, as plain NumPy data (picklable, no JAX needed)."""
-  many = result.num_repeats > 1
-  return {"lrs": result.lrs, "losses": result.losses, "smoothed_losses": result.smoothed_losses,
-          "num_steps_run": result.num_steps_run, "num_repeats": result.num_repeats,
-          "band": result.band if many else None, "median_losses": result.median_losses if many else None,
-          "suggestions": result.suggestions()}
+  """What ``plot_range_test`` reads from a result, as plain NumPy data (picklable, no JAX needed): its
+  arrays, and the values of the methods it calls (the suggestions, the stop line, the agreement)."""
+  return {"lrs": result.lrs, "losses": result.losses, "num_steps_run": result.num_steps_run,
+          "num_repeats": result.num_repeats, "centred_losses": result.centred_losses,
+          "median_losses": result.median_losses, "band": result.band, "suggestions": result.suggestions(),
+          "stop_line": result.stop_line(), "agreement": result.agreement()}
+
+
+def _as_result(data: dict) -> SimpleNamespace:
+  """A payload as the object ``plot_range_test`` reads (methods return the values computed in the main process)."""
+  values = {name: data.pop(name) for name in _METHODS}
+  return SimpleNamespace(**data, **{name: (lambda v=value: v) for name, value in values.items()})
+
+
+def _title(title: str, ax) -> str:
+  """The command's title over the plot's own line (steps run, stop reason, agreement)."""
+  return f"{title}\n{ax.get_title()}" if ax.get_title() else title
 
 
 def draw(result, path: str, title: str, worker: subprocess.Popen | None) -> None:
@@ -57,7 +71,7 @@ def draw(result, path: str, title: str, worker: subprocess.Popen | None) -> None
   from lrtools.plotting import plot_range_test
   fig = Figure(figsize=(7, 4), layout="constrained")
   ax = plot_range_test(result, ax=fig.add_subplot())
-  ax.set_title(title)
+  ax.set_title(_title(title, ax), fontsize=10)
   fig.savefig(path, dpi=120)
 
 
@@ -80,7 +94,6 @@ def serve(plot_module: str) -> None:
   if not request:  # the main process gave up (an error, or no plot after all)
     return
   data, path, title = pickle.loads(request)
-  found = data.pop("suggestions")
-  plot_range_test(SimpleNamespace(**data, suggestions=lambda: found), ax=ax)
-  ax.set_title(title)
+  plot_range_test(_as_result(data), ax=ax)
+  ax.set_title(_title(title, ax), fontsize=10)
   fig.savefig(path, dpi=120)

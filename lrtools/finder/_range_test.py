@@ -13,10 +13,11 @@ import optax
 
 from lrtools._loop import batch_at, leading_size, train_step
 from lrtools._typing import INT32_MAX
+from lrtools.finder._cache import ProgramKey, program_key
 from lrtools.finder._checks import (check_arguments, check_representable, check_sweep, count_non_finite,
                                     host_count_non_finite, is_array_tree, warn_non_finite)
 from lrtools.finder._result import RangeTestResult
-from lrtools.finder._suggest import conventional_suggestions
+from lrtools.finder._suggest import sweep_suggestions
 
 Batches = Any  # pytree of arrays with a leading step axis | (key, step) -> batch | iterable of batches
 
@@ -63,17 +64,18 @@ def sweep_lrs(start_lr: float, end_lr: float, num_steps: int, mode: str = "expon
 
 class _Config(NamedTuple):
   """What the compiled sweep is specialised on (hashable: jit caches one program per distinct config, so
-  a second range test with the same functions, shapes and options does not recompile)."""
-  loss_fn: Callable
-  optimizer: Callable
+  a second range test with equivalent functions, the same shapes and options does not recompile). The
+  functions are ProgramKeys (lrtools.finder._cache): equal for a re-created lambda or closure
+  with the same code and captured values, a partial of the same function and arguments, ..."""
+  loss_fn: ProgramKey
+  optimizer: ProgramKey
   has_aux: bool
   debias: bool
   validate: bool  # record the loss on hyper.validation_batch after each step
-  validation_loss_fn: Callable | None  # None: loss_fn (its first output with has_aux)
-  init_fn: Callable | None
-  batch_fn: Callable | None  # batches given as (key, step) -> batch (each drawn batch is checked for NaN/inf)
+  validation_loss_fn: ProgramKey | None  # None: loss_fn (its first output with has_aux)
+  init_fn: ProgramKey | None
+  batch_fn: ProgramKey | None  # batches given as (key, step) -> batch (each drawn batch is checked for NaN/inf)
   num_repeats: int
-  progress: Callable | None  # host callback(steps_done, num_steps), called from inside the loop
 
 
 class _Hyper(NamedTuple):
@@ -87,15 +89,15 @@ class _Hyper(NamedTuple):
 def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepState:
   """One range-test step: train on ``batch`` at ``lrs[step]``, record the loss, decide whether to stop."""
   i = state.step
-  params, opt_state, record = train_step(config.loss_fn, config.optimizer(hyper.lrs[i]), state.params,
+  params, opt_state, record = train_step(config.loss_fn.fn, config.optimizer.fn(hyper.lrs[i]), state.params,
                                          state.opt_state, batch, i, has_aux=config.has_aux,
                                          learning_rate=hyper.lrs[i])
   loss = record.loss
   if config.validate:  # torch-lr-finder's val_loader: the loss after the step, on held-out data
     if config.validation_loss_fn is not None:
-      loss = config.validation_loss_fn(params, hyper.validation_batch)
+      loss = config.validation_loss_fn.fn(params, hyper.validation_batch)
     else:
-      loss = config.loss_fn(params, hyper.validation_batch)
+      loss = config.loss_fn.fn(params, hyper.validation_batch)
       loss = loss[0] if config.has_aux else loss
   loss = jnp.asarray(loss, state.losses.dtype)
   bad_data = state.bad_data
@@ -111,8 +113,6 @@ def _step(config: _Config, hyper: _Hyper, state: SweepState, batch) -> SweepStat
   # best + (threshold − 1)·|best| is threshold·best for positive losses and stays above best for negative
   # ones (threshold·best would stop a negative loss at its first step).
   diverged = ~jnp.isfinite(loss) | (smooth > best + (hyper.diverge_threshold - 1) * jnp.abs(best))
-  if config.progress is not None:
-    jax.debug.callback(config.progress, i + 1, hyper.lrs.shape[0])
   return SweepState(i + 1, params, opt_state, ema, best, diverged, state.losses.at[i].set(loss),
                     state.smoothed_losses.at[i].set(smooth), bad_data)
 
@@ -128,7 +128,7 @@ def _run_loop(config, hyper, state: SweepState, get_batch, stop) -> SweepState:
 def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
   nan = jnp.full(hyper.lrs.shape, jnp.nan, hyper.lrs.dtype)
   zero = jnp.zeros((), hyper.lrs.dtype)
-  opt_state = config.optimizer(hyper.lrs[0]).init(params)
+  opt_state = config.optimizer.fn(hyper.lrs[0]).init(params)
   count = jnp.zeros((), jnp.int32)
   state = SweepState(count, params, opt_state, zero, zero, jnp.zeros((), bool), nan, nan, count)
   # Strong types: a weakly typed leaf (a Python-scalar param) would be promoted by the loop and change the
@@ -136,35 +136,67 @@ def _init_state(config: _Config, hyper: _Hyper, params) -> SweepState:
   return jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.asarray(x).dtype), state)
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> tuple[SweepState, dict, jax.Array]:
-  """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments.
-  Also returns the count of non-finite values in the data (array batches: all of them; a batch function:
-  the batches drawn), counted here rather than on the host: no transfer, no extra compilation."""
-  num_steps = hyper.lrs.shape[0]
+def _start(config: _Config, hyper: _Hyper, key, params) -> SweepState:
+  """The starting state of every repeat (stacked on a leading axis when ``num_repeats > 1``)."""
+  def one(rkey):
+    start = params if config.init_fn is None else config.init_fn.fn(jax.random.fold_in(rkey, 1))
+    return _init_state(config, hyper, start)
+  return one(key) if config.num_repeats == 1 else jax.vmap(one)(jax.random.split(key, config.num_repeats))
+
+
+def _run(config: _Config, hyper: _Hyper, key, data, state: SweepState, stop) -> tuple[SweepState, dict, jax.Array]:
+  """Steps ``state.step … stop − 1`` of every repeat, the suggestions on the curves so far, and the count
+  of non-finite values in the data (array batches: all of them; a batch function: the batches drawn),
+  counted here rather than on the host: no transfer, no extra compilation."""
   size = None if data is None else leading_size("lr_range_test", data)
 
-  def one_sweep(rkey, shuffle):
-    start = params if config.init_fn is None else config.init_fn(jax.random.fold_in(rkey, 1))
+  def one_sweep(rkey, shuffle, start):
     data_key = jax.random.fold_in(rkey, 2)
     if config.batch_fn is not None:
       def get_batch(i):
-        return batch_at(config.batch_fn, data_key, i)
+        return batch_at(config.batch_fn.fn, data_key, i)
     else:
       order = jax.random.permutation(data_key, size) if shuffle else None
 
       def get_batch(i):
         return batch_at(data, None, i if order is None else order[i % size])
-    final = _run_loop(config, hyper, _init_state(config, hyper, start), get_batch, num_steps)
+    final = _run_loop(config, hyper, start, get_batch, stop)
     # In the same program: a separate one for the suggestions would cost a second compilation.
-    return final, conventional_suggestions(hyper.lrs, final.smoothed_losses, final.step)
+    return final, sweep_suggestions(hyper.lrs, final.losses, final.smoothed_losses, final.step, hyper.smoothing)
 
   if config.num_repeats == 1:
-    final, suggestions = one_sweep(key, False)
+    final, suggestions = one_sweep(key, False, state)
   else:
-    final, suggestions = jax.vmap(lambda k: one_sweep(k, True))(jax.random.split(key, config.num_repeats))
+    keys = jax.random.split(key, config.num_repeats)
+    final, suggestions = jax.vmap(lambda k, s: one_sweep(k, True, s))(keys, state)
   bad = count_non_finite(data) if data is not None else jnp.sum(final.bad_data)  # may wrap only past 2**31
   return final, suggestions, bad
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _device_sweep(config: _Config, hyper: _Hyper, key, params, data) -> tuple[SweepState, dict, jax.Array]:
+  """The whole sweep (or ``num_repeats`` vmapped sweeps) as one program; data and params are arguments."""
+  return _run(config, hyper, key, data, _start(config, hyper, key, params), hyper.lrs.shape[0])
+
+
+_device_start = jax.jit(_start, static_argnums=0)
+_device_run = jax.jit(_run, static_argnums=0)
+
+
+def _sweep_in_chunks(config, hyper, key, params, data, chunk_size, progress):
+  """The sweep of :func:`_device_sweep` in chunks of ``chunk_size`` steps, ``progress`` called on the host
+  after each (no host callback in the program: it stays cacheable by JAX's persistent compilation cache)."""
+  num_steps = hyper.lrs.shape[0]
+  state = _device_start(config, hyper, key, params)
+  done = 0
+  while True:
+    stop = min(done + chunk_size, num_steps)
+    state, suggestions, bad = _device_run(config, hyper, key, data, state, np.int32(stop))
+    steps, diverged = np.asarray(state.step), np.asarray(state.diverged)  # host copies: no jnp reductions
+    done = int(steps.max())
+    progress(done, num_steps)
+    if done >= num_steps or diverged.all() or done < stop:
+      return state, suggestions, bad
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -176,6 +208,12 @@ def _chunk_sweep(config: _Config, hyper: _Hyper, state: SweepState, chunk, offse
 
 
 _init_on_device = jax.jit(_init_state, static_argnums=0)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_key() -> jax.Array:
+  """``jax.random.key(0)``, made once (a key is immutable; making it is a dispatch)."""
+  return jax.random.key(0)
 
 
 def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], optax.GradientTransformation],
@@ -198,8 +236,22 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   (torch-lr-finder's :math:`\bar L_i > 5 b` for positive losses, still meaningful for negative ones);
   the remaining steps are not computed (``lax.while_loop`` over preallocated buffers, left NaN).
 
-  The whole sweep is one compiled call when ``batches`` are arrays or a function; a Python iterable is fed
-  from the host in chunks of ``chunk_size`` steps through one compiled chunk loop. Each step is
+  The whole sweep is one compiled call when ``batches`` are arrays or a function (in chunks of
+  ``chunk_size`` steps when ``progress`` is given); a Python iterable is fed from the host in chunks of
+  ``chunk_size`` steps through one compiled chunk loop.
+
+  Compiled once per program, not per call: the compiled sweep is cached on what determines it, so calling
+  again with other rates, smoothing, threshold, data or parameters of the same shapes, or with functions
+  re-created for the call, reuses it. ``loss_fn``, ``optimizer``, ``init_fn``, ``validation_loss_fn`` and a
+  batch function are compared by what they compute (:mod:`lrtools.finder._cache`): a Python function by its
+  code (not where it was written), its closure cells, defaults and the global names it reads; a
+  ``functools.partial`` by its function and arguments; a bound method by its function and ``self``. The
+  values they hold compare by equality for numbers, strings, bytes, ``None`` and tuples of those, and by
+  **identity** for anything else (arrays, lists, dicts, models, objects). So an inline
+  ``lambda lr: optax.sgd(lr, momentum=0.9)`` or a re-run notebook cell compiles once, while another
+  momentum, another captured array or a changed global compiles anew; a container or array mutated in
+  place is the same key and keeps the values it had when traced, which is ``jax.jit``'s own rule for the
+  values a function reads. Other callables (callable objects, jitted functions) compare by identity. Each step is
   :func:`lrtools._loop.train_step`, the step every lrtools training loop shares. ``params`` are never
   modified or donated.
 
@@ -238,11 +290,12 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
       step (torch-lr-finder's ``val_loader`` mode) instead of the training batch's loss.
     validation_loss_fn: ``(params, batch) -> loss`` for the validation batch (default ``loss_fn``); only
       with ``validation_batch``.
-    chunk_size: steps per host round trip for an iterable of batches (at most ``num_steps`` are used).
-    progress: optional host ``callback(steps_done, num_steps)``: called after each chunk of an iterable, or
-      from inside the compiled loop after every step otherwise (``jax.debug.callback``; with repeats, once per
-      repeat and loop iteration, a stopped repeat repeating its last step). The first call comes once
-      compilation is done.
+    chunk_size: steps per host round trip for an iterable of batches, or between two ``progress`` calls
+      (at most ``num_steps`` are used).
+    progress: optional ``callback(steps_done, num_steps)``, called on the host after each chunk of
+      ``chunk_size`` steps (with repeats, ``steps_done`` is the furthest repeat's), last when the sweep
+      stops. The first call comes once compilation and the first chunk are done. The compiled programs
+      hold no host callback, so JAX's persistent compilation cache keeps them.
 
   Returns:
     A :class:`RangeTestResult` with ``lrs``, ``losses``, ``smoothed_losses``, ``num_steps_run``,
@@ -275,7 +328,7 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
                   debias=debias, diverge_threshold=diverge_threshold, has_aux=has_aux, num_repeats=num_repeats,
                   key=key, init_fn=init_fn, validation_batch=validation_batch,
                   validation_loss_fn=validation_loss_fn, chunk_size=chunk_size, progress=progress)
-  key = jax.random.key(0) if key is None else key
+  key = _default_key() if key is None else key
   # Learning rates and losses are recorded in at least float32 (a bfloat16 sweep would round 1e-7 → 10
   # to a handful of distinct values), in float64 when the parameters are.
   with jax.numpy_dtype_promotion("standard"):  # mixed-precision params must not fail in strict mode
@@ -290,20 +343,26 @@ def lr_range_test(loss_fn: Callable, params: Any, optimizer: Callable[[Any], opt
   if not from_host and not callable(batches):
     leading_size(call, batches)  # a clear error before tracing
   validate = validation_batch is not None
-  config = _Config(loss_fn, optimizer, has_aux, debias, validate, validation_loss_fn if validate else None,
-                   init_fn, batches if callable(batches) else None, int(num_repeats),
-                   progress if not from_host else None)
-  hyper = _Hyper(jnp.asarray(lrs_host, dtype), jnp.asarray(smoothing, dtype), jnp.asarray(diverge_threshold, dtype),
+  config = _Config(program_key(loss_fn), program_key(optimizer), has_aux, debias, validate,
+                   program_key(validation_loss_fn) if validate else None, program_key(init_fn),
+                   program_key(batches) if callable(batches) else None, int(num_repeats))
+  # NumPy arrays: jit takes them as they are (a jnp conversion would be a dispatch each).
+  hyper = _Hyper(np.asarray(lrs_host, dtype), np.asarray(smoothing, dtype), np.asarray(diverge_threshold, dtype),
                  validation_batch)
   if from_host:
     finals, bad = _sweep_from_host(config, hyper, params, batches, min(int(chunk_size), int(num_steps)), progress)
     suggestions = None
     warn_non_finite(bad, "the batches taken from the iterable held")
   else:
-    finals, suggestions, bad = _device_sweep(config, hyper, key, params, None if callable(batches) else batches)
+    data = None if callable(batches) else batches
+    if progress is None:
+      finals, suggestions, bad = _device_sweep(config, hyper, key, params, data)
+    else:
+      finals, suggestions, bad = _sweep_in_chunks(config, hyper, key, params, data,
+                                                  min(int(chunk_size), int(num_steps)), progress)
     warn_non_finite(int(bad), "the batches drawn from the function held" if callable(batches) else "the data hold")
   return RangeTestResult.from_states(lrs_host, finals.losses, finals.smoothed_losses, finals.step,
-                                     finals.diverged, suggestions)
+                                     finals.diverged, suggestions, smoothing=float(smoothing))
 
 
 def _sweep_from_host(config, hyper, params, batches: Iterable, chunk_size, progress) -> tuple[SweepState, int]:
