@@ -161,5 +161,5 @@ def test_plot_range_test_rejects_bad_arguments(kwargs, name):
 def test_plot_range_test_marks_the_chosen_suggestions():
   ax = lrt.plotting.plot_range_test(toy_result(), suggestions=["valley"])
   labels = [t.get_text() for t in ax.get_legend().get_texts()]
-  assert labels[0] == "loss" and labels[1].startswith("smoothed loss") and len(labels) == 3
-  assert labels[2].startswith("valley: ")
+  assert labels[0] == "loss" and labels[1].startswith("smoothed loss") and len(labels) == 4
+  assert labels[2].startswith("valley: ") and labels[3].startswith("stop: ")  # only the chosen rule marked
