@@ -256,18 +256,24 @@ def suggest_valley(losses, num_run, skip_start=0, skip_end=0):
   n = len(losses)
   if n == 0:
     return None
+  max_start, max_end = _longest_decreasing_stretch(losses)
+  sections = (max_end - max_start) / 3
+  idx = max_start + int(sections) + int(sections / 2)
+  return skip_start + max(idx, 0)
+
+
+def _longest_decreasing_stretch(losses):
+  """fastai's valley: the end of the longest decreasing subsequence and its start, as fastai computes them."""
   max_start, max_end = 0, 0
-  lds = [1] * n
-  for i in range(1, n):
+  lds = [1] * len(losses)
+  for i in range(1, len(losses)):
     for j in range(0, i):
       if losses[i] < losses[j] and lds[i] < lds[j] + 1:
         lds[i] = lds[j] + 1
       if lds[max_end] < lds[i]:
         max_end = i
         max_start = max_end - lds[max_end]
-  sections = (max_end - max_start) / 3
-  idx = max_start + int(sections) + int(sections / 2)
-  return skip_start + max(idx, 0)
+  return max_start, max_end
 
 
 def lag_free_suggestions(lrs, losses, num_run, smoothing=0.05):
@@ -300,16 +306,7 @@ def lag_free_suggestions(lrs, losses, num_run, smoothing=0.05):
   window = [curve[i] for i in range(lo, hi)]
   valley = None
   if any(math.isfinite(v) for v in window):
-    m = len(window)
-    lds = [1] * m
-    max_start, max_end = 0, 0
-    for i in range(1, m):
-      for j in range(0, i):
-        if window[i] < window[j] and lds[i] < lds[j] + 1:
-          lds[i] = lds[j] + 1
-        if lds[max_end] < lds[i]:
-          max_end = i
-          max_start = max_end - lds[max_end]
+    max_start, max_end = _longest_decreasing_stretch(window)
     stretch = range(max(max_start, 0), max_end + 1)
     top = max(window[k] for k in stretch if math.isfinite(window[k]))
     valley = lo + next(k for k in stretch if window[k] <= (top + window[max_end]) / 2)
