@@ -64,7 +64,7 @@ def batch_at(batches: Batches, key: jax.Array | None, step: jax.Array) -> Any:
   if callable(batches):
     return batches(jax.random.fold_in(key, step), step)
   size = leading_size("batch_at", batches)
-  return jax.tree_util.tree_map(lambda x: x[step % size], batches)
+  return jax.tree_util.tree_map(lambda x: jnp.asarray(x)[step % size], batches)  # NumPy arrays index too
 
 
 def _learning_rate(learning_rate: ScalarOrSchedule | None, opt_state: Any, step: jax.Array) -> jax.Array:

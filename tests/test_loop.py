@@ -199,3 +199,12 @@ def test_generated_bad_step_counts_raise(num_steps):
   opt = lrt.sgd(0.1)
   with pytest.raises(ValueError, match=r"`train_loop\(num_steps=\.\.\.\)`"):
     train_loop(mse, opt, params0(), opt.init(params0()), data(), num_steps=num_steps)
+
+
+def test_numpy_batches_as_lrtools_data_returns_them():
+  """``lrtools.data.batches`` gives NumPy arrays: a traced step must index them (it raised before)."""
+  xs = np.linspace(-1.0, 1.0, 24, dtype=np.float32).reshape(3, 8)
+  opt = lrt.sgd(0.1)
+  out = jax.jit(lambda w: lrt.train_loop(lambda p, x: jnp.mean((p * x - 3 * x) ** 2), opt, w, opt.init(w), xs,
+                                         num_steps=5))(jnp.zeros((), jnp.float32))
+  assert out.records.loss.shape == (5,) and np.all(np.isfinite(np.asarray(out.records.loss)))
