@@ -87,6 +87,10 @@ def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, param
   .. math:: L_t, g_t = \text{value\_and\_grad}(\ell)(\theta_t, b_t),\quad
             u_t, s_{t+1} = \text{update}(g_t, s_t, \theta_t),\quad \theta_{t+1} = \theta_t + u_t
 
+  An ``optax.GradientTransformationExtraArgs`` (every ``optax.chain``, lrtools' optimizers,
+  ``lrtools.reduce_on_plateau``) also receives the step's loss as ``update(..., value=L_t)``, so a plateau
+  transform in the chain reduces the rate on the training loss.
+
   Args:
     loss_fn: ``loss_fn(params, batch) -> loss`` (or ``(loss, aux)`` with ``has_aux=True``).
     optimizer: the transformation of this step.
@@ -103,7 +107,9 @@ def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, param
   """
   value, grads = jax.value_and_grad(loss_fn, has_aux=has_aux)(params, batch)
   loss, aux = value if has_aux else (value, None)
-  updates, opt_state = optimizer.update(grads, opt_state, params)
+  # Transforms that take extra arguments (reduce_on_plateau, optax.contrib's) get the step's loss as `value`.
+  extra = {"value": loss} if isinstance(optimizer, optax.GradientTransformationExtraArgs) else {}
+  updates, opt_state = optimizer.update(grads, opt_state, params, **extra)
   params = optax.apply_updates(params, updates)
   return params, opt_state, StepRecord(loss, _learning_rate(learning_rate, opt_state, step), aux)
 

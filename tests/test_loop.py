@@ -208,3 +208,19 @@ def test_numpy_batches_as_lrtools_data_returns_them():
   out = jax.jit(lambda w: lrt.train_loop(lambda p, x: jnp.mean((p * x - 3 * x) ** 2), opt, w, opt.init(w), xs,
                                          num_steps=5))(jnp.zeros((), jnp.float32))
   assert out.records.loss.shape == (5,) and np.all(np.isfinite(np.asarray(out.records.loss)))
+
+
+def test_reduce_on_plateau_in_the_chain_gets_the_loss_as_value():
+  # Each step's loss reaches the plateau transform as `value`, as a hand-written loop passes it.
+  opt = optax.chain(lrt.sgd(0.05), lrt.reduce_on_plateau(factor=0.5, patience=2, cooldown=0))
+  out = jax.jit(lambda p, s: train_loop(mse, opt, p, s, data(), num_steps=STEPS, learning_rate=0.05))(
+      params0(), opt.init(params0()))
+  params, state = params0(), opt.init(params0())
+  for t in range(STEPS):
+    batch = {k: v[t % SIZE] for k, v in data().items()}
+    loss, grads = jax.value_and_grad(mse)(params, batch)
+    updates, state = opt.update(grads, state, params, value=loss)
+    params = optax.apply_updates(params, updates)
+  chex.assert_trees_all_close(out.params, params, rtol=1e-5, atol=1e-6)
+  chex.assert_trees_all_close(out.opt_state, state, rtol=1e-5, atol=1e-6)
+  assert float(lrt.transforms.plateau_scale(state)) < 1.0  # the stacked batches' loss does plateau
