@@ -1,6 +1,9 @@
 """lrtools: the learning-rate toolbox for JAX/Optax — find, schedule, apply, watch and search learning rates."""
 
 from lrtools import data as data
+from lrtools import diagnostics as diagnostics
+from lrtools import ensembles as ensembles
+from lrtools import search as search
 from lrtools._loop import LoopResult as LoopResult
 from lrtools._loop import StepRecord as StepRecord
 from lrtools._loop import first_non_finite as first_non_finite
@@ -66,11 +69,61 @@ from lrtools.schedules import sgdr_schedule as sgdr_schedule
 from lrtools.schedules import step_decay_schedule as step_decay_schedule
 from lrtools.schedules import warmup_schedule as warmup_schedule
 from lrtools.schedules import wsd_schedule as wsd_schedule
+from lrtools.diagnostics import ActivationStats as ActivationStats
+from lrtools.diagnostics import GradCheckReport as GradCheckReport
+from lrtools.diagnostics import GradCheckRow as GradCheckRow
+from lrtools.diagnostics import InitialLossResult as InitialLossResult
+from lrtools.diagnostics import LandscapeResult as LandscapeResult
+from lrtools.diagnostics import MonitorState as MonitorState
+from lrtools.diagnostics import OverfitResult as OverfitResult
+from lrtools.diagnostics import RegularizationResult as RegularizationResult
+from lrtools.diagnostics import SanityReport as SanityReport
+from lrtools.diagnostics import TrainingHistory as TrainingHistory
+from lrtools.diagnostics import activation_stats as activation_stats
+from lrtools.diagnostics import advise as advise
+from lrtools.diagnostics import capture_activations as capture_activations
+from lrtools.diagnostics import grad_check as grad_check
+from lrtools.diagnostics import initial_loss_check as initial_loss_check
+from lrtools.diagnostics import loss_landscape as loss_landscape
+from lrtools.diagnostics import monitor as monitor
+from lrtools.diagnostics import monitored as monitored
+from lrtools.diagnostics import overfit_check as overfit_check
+from lrtools.diagnostics import plot_dashboard as plot_dashboard
+from lrtools.diagnostics import read_monitor as read_monitor
+from lrtools.diagnostics import regularization_check as regularization_check
+from lrtools.diagnostics import sanity_check as sanity_check
+from lrtools.diagnostics import tensorboard_writer as tensorboard_writer
+from lrtools.ensembles import SnapshotBuffer as SnapshotBuffer
+from lrtools.ensembles import SnapshotState as SnapshotState
+from lrtools.ensembles import TopK as TopK
+from lrtools.ensembles import cycle_ends as cycle_ends
+from lrtools.ensembles import ensemble_predict as ensemble_predict
+from lrtools.ensembles import snapshot_buffer as snapshot_buffer
+from lrtools.ensembles import snapshot_ensemble as snapshot_ensemble
+from lrtools.ensembles import snapshot_steps as snapshot_steps
+from lrtools.ensembles import snapshots as snapshots
+from lrtools.ensembles import stack_members as stack_members
+from lrtools.ensembles import top_k_members as top_k_members
+from lrtools.search import LrRefinement as LrRefinement
+from lrtools.search import SearchResult as SearchResult
+from lrtools.search import choice as choice
+from lrtools.search import coarse_to_fine as coarse_to_fine
+from lrtools.search import evaluate_configs as evaluate_configs
+from lrtools.search import int_uniform as int_uniform
+from lrtools.search import log_uniform as log_uniform
+from lrtools.search import optuna_result as optuna_result
+from lrtools.search import optuna_search as optuna_search
+from lrtools.search import random_search as random_search
+from lrtools.search import refine_lr as refine_lr
+from lrtools.search import sample_space as sample_space
+from lrtools.search import successive_halving as successive_halving
+from lrtools.search import uniform as uniform
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "data", "finder", "optimizers", "plotting", "schedules", "transforms", "lr_range_test", "RangeTestResult",
-    "LoopResult", "StepRecord", "first_non_finite", "train_loop", "train_step",
-    *schedules.__all__, *optimizers.__all__, *transforms.__all__,
+    "data", "diagnostics", "ensembles", "finder", "optimizers", "plotting", "schedules", "search", "transforms",
+    "lr_range_test", "RangeTestResult", "LoopResult", "StepRecord", "first_non_finite", "train_loop", "train_step",
+    *schedules.__all__, *optimizers.__all__, *transforms.__all__, *diagnostics.__all__, *ensembles.__all__,
+    *search.__all__,
 ]

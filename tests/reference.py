@@ -563,3 +563,172 @@ def polyak_average(iterates, start_step=0, every=1, weights=False):
       ws.append(0.0 if chosen else 1.0)
     out.append(np.mean(chosen, axis=0) if chosen else x)
   return (np.stack(out), np.array(ws)) if weights else np.stack(out)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Ensembles (Huang et al. 2017 snapshot ensembles; CS231n "Neural Networks Part 3", model ensembles).
+# ---------------------------------------------------------------------------------------------------------
+
+
+def sgdr_cycle_ends(cycle_steps, cycle_mult, num_steps):
+  """The last step S_{i+1} − 1 of every SGDR cycle whose restart S_{i+1} is at most ``num_steps`` (the
+  restart must be seen to end the cycle), from :func:`sgdr_restarts`' exact rational restarts."""
+  if cycle_mult == 1:
+    return [s - 1 for s in range(cycle_steps, num_steps + 1, cycle_steps)]
+  starts = [int(s) for s in sgdr_restarts(cycle_steps, cycle_mult, num_steps)]
+  return [s - 1 for s in starts[1:] if s <= num_steps]
+
+
+def snapshot_collect(iterates, ends, num_snapshots):
+  """A naive snapshot collector: ``iterates[k]`` are the parameters after step k; after every step in
+  ``ends`` append a copy, then keep the last ``num_snapshots``. Returns (steps, snapshots), oldest first."""
+  kept = []
+  for k, x in enumerate(iterates):
+    if k in set(int(e) for e in ends):
+      kept.append((k, np.array(x, dtype=np.float64)))
+      while len(kept) > num_snapshots:
+        kept.pop(0)
+  return [k for k, _ in kept], [x for _, x in kept]
+
+
+def ensemble_average(logits, method):
+  """Average over members (axis 0) of the softmax probabilities (``mean_probs``) or of the logits
+  (``mean_logits``), in float64, one member at a time."""
+  logits = np.asarray(logits, np.float64)
+  total = np.zeros(logits.shape[1:])
+  for member in logits:
+    if method == "mean_probs":
+      e = np.exp(member - member.max(axis=-1, keepdims=True))
+      total += e / e.sum(axis=-1, keepdims=True)
+    else:
+      total += member
+  return total / len(logits)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Diagnostics: activation statistics and loss-landscape slices (issue 9, activations + landscape)
+# ---------------------------------------------------------------------------------------------------------
+
+def activation_stats_reference(a, kind="none", zero_tol=0.0, saturation=0.99, bins=30):
+  """Textbook statistics of one layer's activations ``a`` (already through the nonlinearity), float64:
+  over the finite values, mean and (population) std; zero fraction |a| <= tol over all values; dead units:
+  the last axis' units with |a| <= tol for every example and position; saturation |a| >= s (tanh) or
+  a <= 1 − s or a >= s (sigmoid); NaN/inf counted apart and never zero or saturated; histogram of the finite
+  values in ``bins`` equal bins between their min and max (np.histogram)."""
+  a = np.asarray(a, np.float64)
+  units = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(-1, 1)
+  finite = np.isfinite(units)
+  v = units[finite]
+  zero = finite & (np.abs(np.where(finite, units, 1.0)) <= zero_tol)
+  if kind == "tanh":
+    sat = finite & (np.abs(np.where(finite, units, 0.0)) >= saturation)
+  elif kind == "sigmoid":
+    u = np.where(finite, units, 0.5)
+    sat = finite & ((u >= saturation) | (u <= 1 - saturation))
+  else:
+    sat = np.zeros(units.shape, bool)
+  lo, hi = (v.min(), v.max()) if v.size else (0.0, 1.0)
+  if hi <= lo:
+    lo, hi = lo - 0.5, hi + 0.5
+  counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+  return {"mean": v.mean() if v.size else 0.0, "std": v.std() if v.size else 0.0, "zero_fraction": zero.mean(),
+          "dead_fraction": np.all(zero, axis=0).mean(), "saturated_fraction": sat.mean(),
+          "nonfinite_fraction": (~finite).mean(), "histogram": counts, "bin_edges": edges}
+
+
+def quadratic_slice_reference(hessian, gradient, center_loss, direction, alphas, direction2=None, betas=None):
+  """The exact slice of a quadratic L(θ + v) = L(θ) + gᵀv + ½ vᵀHv along v = αd (+ βe), float64; flat
+  vectors. Returns (P,) or (P, P) indexed [alpha, beta]."""
+  H, g = np.asarray(hessian, np.float64), np.asarray(gradient, np.float64)
+  d = np.asarray(direction, np.float64)
+  e = np.zeros_like(d) if direction2 is None else np.asarray(direction2, np.float64)
+  betas = np.zeros(1) if betas is None else np.asarray(betas, np.float64)
+  out = np.empty((len(alphas), len(betas)))
+  for i, a in enumerate(np.asarray(alphas, np.float64)):
+    for j, b in enumerate(betas):
+      v = a * d + b * e
+      out[i, j] = center_loss + g @ v + 0.5 * v @ H @ v
+  return out[:, 0] if direction2 is None else out
+
+
+def filter_normalize_reference(direction, weights):
+  """Li et al. 2018: each filter (slice along the last axis) of ``direction`` rescaled to the norm of the same
+  filter of ``weights``; leaves of rank <= 1 zeroed."""
+  d, w = np.asarray(direction, np.float64), np.asarray(weights, np.float64)
+  if w.ndim <= 1:
+    return np.zeros_like(w)
+  return d / np.linalg.norm(d.reshape(-1, d.shape[-1]), axis=0) * np.linalg.norm(w.reshape(-1, w.shape[-1]), axis=0)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Diagnostics: gradient check + sanity checks (CS231n "Neural Networks Part 3": gradient checks, sanity
+# checks). Plain NumPy float64, one coordinate and one example at a time.
+# ---------------------------------------------------------------------------------------------------------
+
+
+def centred_difference(f, x, index, h):
+  """CS231n's numerical gradient of ``f`` (a NumPy function of a float64 array) at flat ``index``:
+  ``(f(x + h e_i) − f(x − h e_i)) / 2h``."""
+  xp = np.array(x, np.float64)
+  xm = np.array(x, np.float64)
+  xp.flat[index] += h
+  xm.flat[index] -= h
+  return (f(xp) - f(xm)) / (2 * h)
+
+
+def relative_error(a, n):
+  """CS231n's symmetric relative error ``|a − n| / max(|a|, |n|)``, 0 when both are 0."""
+  a, n = float(a), float(n)
+  if a == 0 and n == 0:
+    return 0.0
+  return abs(a - n) / max(abs(a), abs(n))
+
+
+def softmax_cross_entropy(scores, labels):
+  """Mean of ``−log(e^{s_y} / Σ_j e^{s_j})`` over examples, each with the max subtracted first."""
+  total = 0.0
+  for s, y in zip(np.asarray(scores, np.float64), labels):
+    s = s - s.max()
+    total += -(s[int(y)] - math.log(sum(math.exp(v) for v in s)))
+  return total / len(labels)
+
+
+def multiclass_svm(scores, labels, margin=1.0):
+  """Mean over examples of ``Σ_{j≠y} max(0, s_j − s_y + margin)`` (Weston–Watkins, CS231n)."""
+  total = 0.0
+  for s, y in zip(np.asarray(scores, np.float64), labels):
+    total += sum(max(0.0, s[j] - s[int(y)] + margin) for j in range(len(s)) if j != int(y))
+  return total / len(labels)
+
+
+def tanh_mlp_scores(w1, b1, w2, b2, x):
+  """``tanh(x W1 + b1) W2 + b2`` in float64."""
+  x = np.asarray(x, np.float64)
+  return np.tanh(x @ np.asarray(w1, np.float64) + np.asarray(b1, np.float64)) @ np.asarray(w2, np.float64) \
+      + np.asarray(b2, np.float64)
+
+
+# --- diagnostics: monitor + history + advice (update:weight ratio and norms, CS231n) ---
+def monitor_reference(params, updates, grads=None):
+  """CS231n's babysitting numbers, per leaf and over all leaves, in float64, from ``{name: array}`` dicts:
+  ``param_scale = ‖W‖``, ``update_scale = ‖ΔW‖``, ratio ``update_scale / param_scale`` (IEEE division: x/0
+  is inf, 0/0 NaN), and ``‖g‖``. Keys as ``read_monitor``'s: ``"update_ratio/<name>"``, ``"update_ratio"``, …"""
+  def norm(x):
+    x = np.asarray(x, np.complex128 if np.iscomplexobj(x) else np.float64).ravel()
+    return float(np.sqrt(np.sum(np.abs(x) ** 2)))
+
+  out = {}
+  with np.errstate(divide="ignore", invalid="ignore"):
+    for name in params:
+      w, u = norm(params[name]), norm(updates[name])
+      out[f"weight_norm/{name}"], out[f"update_norm/{name}"] = w, u
+      out[f"update_ratio/{name}"] = float(np.float64(u) / np.float64(w))
+      if grads is not None:
+        out[f"grad_norm/{name}"] = norm(grads[name])
+    total_w = float(np.sqrt(sum(out[f"weight_norm/{n}"] ** 2 for n in params)))
+    total_u = float(np.sqrt(sum(out[f"update_norm/{n}"] ** 2 for n in params)))
+    out["weight_norm"], out["update_norm"] = total_w, total_u
+    out["update_ratio"] = float(np.float64(total_u) / np.float64(total_w))
+    if grads is not None:
+      out["grad_norm"] = float(np.sqrt(sum(out[f"grad_norm/{n}"] ** 2 for n in params)))
+  return out

@@ -168,7 +168,7 @@ def test_bad_parameter_value_is_reported(capsys):
 
 def test_missing_parameter_is_reported():
   code, _, err = run_cli(["schedule", "sgdr", "--max-value", "0.1"])
-  assert code == 2 and "cycle_steps" in err
+  assert code == 2 and "--cycle-steps" in err
 
 
 def test_name_equals_value_form(capsys):

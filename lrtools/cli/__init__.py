@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from lrtools.cli import _find_lr, _schedule
+from lrtools.cli import _find_lr, _schedule, _search, _train
 
-COMMANDS = (_find_lr, _schedule)
+COMMANDS = (_find_lr, _schedule, _search, _train)
 
 
 def build_parser() -> argparse.ArgumentParser:

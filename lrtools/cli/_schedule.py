@@ -86,6 +86,14 @@ def parse_params(tokens: Sequence[str], factory: Callable, parser: argparse.Argu
   return params
 
 
+def check_required(factory: Callable, params: dict, parser: argparse.ArgumentParser) -> None:
+  """A usage error (exit code 2) naming the options of ``factory``'s required parameters not given."""
+  missing = [f"--{name.replace('_', '-')}" for name, p in inspect.signature(factory).parameters.items()
+             if p.default is inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD and name not in params]
+  if missing:
+    parser.error(f"{factory.__name__} needs {', '.join(missing)}")
+
+
 def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
   factory = SCHEDULES[args.name]
   params = parse_params(extra, factory, args.parser)
@@ -95,6 +103,7 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
     if "warmup_steps" in params:
       args.parser.error("--warmup-steps is given twice")
     params["warmup_steps"], warmup = warmup, None
+  check_required(factory, params, args.parser)
   try:  # every check happens here, at construction; an error while evaluating would be a bug, shown as one
     sched = factory(**params)
     if warmup:

@@ -2,5 +2,7 @@
 
 from lrtools.plotting._range_test import plot_range_test as plot_range_test
 from lrtools.plotting._schedules import plot_schedule as plot_schedule
+from lrtools.plotting._dashboard import plot_dashboard as plot_dashboard
+from lrtools.plotting._landscape import plot_landscape as plot_landscape
 
-__all__ = ["plot_range_test", "plot_schedule"]
+__all__ = ["plot_range_test", "plot_schedule", "plot_dashboard", "plot_landscape"]
