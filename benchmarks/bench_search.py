@@ -11,15 +11,20 @@ N = 1, 8, 32, 64 trials. Contenders, on the same configurations and per-trial ke
   (the naive design, kept to show why the CPU default differs).
 
 Each sample times every contender once, in turn (``time_interleaved``), so load changes hit them alike;
-everything is compiled first. The machine's load average is recorded with the results.
+everything is compiled first. Small N gets more samples (about ``--seconds`` of samples per contender, at
+least ``--repeats``). On a shared machine the median moves with the load: the speedup is given from the
+medians and from the minima (the least disturbed samples); the load average is recorded with the results.
+At N = 1 the three contenders run the same computation (one trial), so their spread there is the noise.
 
-Run: ``python benchmarks/bench_search.py [--sizes 1 8 32 64] [--repeats 3]``; writes results/search.json.
+Run: ``python benchmarks/bench_search.py [--sizes 1 8 32 64] [--repeats 5] [--seconds 3]``; writes
+results/search.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -56,7 +61,8 @@ def make_objective():
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 32, 64])
-  parser.add_argument("--repeats", type=int, default=3)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--seconds", type=float, default=3.0, help="seconds of samples per contender and N")
   args = parser.parse_args()
   objective = make_objective()
   single = jax.jit(objective)
@@ -76,20 +82,27 @@ def main() -> None:
            "random_search_full_vmap": lambda: random_search(objective, SPACE, n, key=key, vmap_size=n).scores}
     scores = {name: np.asarray(fn()) for name, fn in fns.items()}  # compiles; same trials, same scores
     agree = max(float(np.max(np.abs(scores[name] - scores["loop"]))) for name in fns)
+    start = time.perf_counter()
+    loop()
+    repeats = max(args.repeats, int(args.seconds / (time.perf_counter() - start)))
     load_before = load_average()
-    stats = time_interleaved(fns, warmup=1, repeats=args.repeats)
+    stats = time_interleaved(fns, warmup=1, repeats=repeats)
     row = {name: {**s, "trials_per_s": n / s["median_s"]} for name, s in stats.items()}
     for name in fns:
       row[name]["speedup_vs_loop"] = stats["loop"]["median_s"] / stats[name]["median_s"]
+      row[name]["speedup_vs_loop_min"] = stats["loop"]["min_s"] / stats[name]["min_s"]
     row["max_abs_score_difference"] = agree
     row["load_average_before"], row["load_average_after"] = load_before, load_average()
     results[str(n)] = row
-    print(f"N={n:3d}: loop {row['loop']['trials_per_s']:.2f} trials/s, random_search "
-          f"{row['random_search']['speedup_vs_loop']:.2f}x, full vmap {row['random_search_full_vmap']['speedup_vs_loop']:.2f}x"
-          f" (load {load_before[0] if load_before else '?'})", flush=True)
+    rs, fv = row["random_search"], row["random_search_full_vmap"]
+    print(f"N={n:3d} ({repeats} samples): loop {row['loop']['trials_per_s']:.2f} trials/s, random_search "
+          f"{rs['speedup_vs_loop']:.2f}x (min {rs['speedup_vs_loop_min']:.2f}x), full vmap "
+          f"{fv['speedup_vs_loop']:.2f}x (min {fv['speedup_vs_loop_min']:.2f}x) "
+          f"(load {load_before[0] if load_before else '?'})", flush=True)
 
-  summary = "random_search vs loop: " + ", ".join(
-      f"N={n} {results[str(n)]['random_search']['speedup_vs_loop']:.2f}x" for n in args.sizes) + \
+  summary = "random_search vs loop (median; min): " + ", ".join(
+      f"N={n} {results[str(n)]['random_search']['speedup_vs_loop']:.2f}x; "
+      f"{results[str(n)]['random_search']['speedup_vs_loop_min']:.2f}x" for n in args.sizes) + \
       " (full vmap: " + ", ".join(f"{results[str(n)]['random_search_full_vmap']['speedup_vs_loop']:.2f}x"
                                   for n in args.sizes) + f") on {jax.default_backend()}"
   write_results("search", {"steps": STEPS, "batch_size": BATCH, "model": "MLP 64-128-128-10",

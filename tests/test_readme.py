@@ -87,7 +87,7 @@ def quiet_env(monkeypatch):
 
 def test_readme_commands_parse():
   commands = readme_commands()
-  assert {c[0] for c in commands} == {"find-lr", "schedule"}
+  assert {c[0] for c in commands} == {"find-lr", "schedule", "train", "search"}
   for argv in commands:
     args, extra = cli.build_parser().parse_known_args(argv)
     assert args.takes_extra or not extra, argv

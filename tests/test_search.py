@@ -15,6 +15,7 @@ import lrtools as lrt
 from lrtools.search import (choice, coarse_to_fine, evaluate_configs, int_uniform, log_uniform, random_search,
                             refine_lr, sample_space, successive_halving, uniform)
 from lrtools.search._coarse_to_fine import narrow_param
+from lrtools.search._result import SearchResult, _position
 
 RNG = np.random.default_rng(0)
 D, B, SIZE = 4, 8, 3
@@ -140,6 +141,21 @@ def test_boundary_warning_quiet_inside_and_for_choices():
   res = random_search(lambda c, k: c["width"].astype(dtype()) + (jnp.log10(c["lr"]) + 1.5) ** 2, cat, 32,
                       key=jax.random.key(0))
   assert res.best_config["width"] == 1 and res.warnings == []
+
+
+def test_boundary_warning_quiet_when_the_edge_side_was_seen_to_be_worse():
+  # A range test's picture: the loss falls with the rate, then blows up (NaN) past 5 — the best sits in the
+  # top 10% of [1e-3, 10] but the trials beyond it diverged: a wider range would not help.
+  space = {"learning_rate": log_uniform(1e-3, 10.0)}
+  lr_edge = lambda c, k: jnp.where(c["learning_rate"] > 5.0, jnp.nan, -jnp.log(c["learning_rate"]))
+  res = random_search(lr_edge, space, 64, key=jax.random.key(0))
+  assert float(_position(space["learning_rate"], res.best_config["learning_rate"])) > 0.9
+  assert not [w for w in res.warnings if "learning_rate" in w], res.warnings
+  # Without a worse trial beyond it, the same best does warn.
+  finite = np.isfinite(res.scores)
+  kept = SearchResult.build(space, {k: v[finite] for k, v in res.configs.items()}, res.scores[finite],
+                            minimize=True)
+  assert [w for w in kept.warnings if "learning_rate" in w]
 
 
 def test_int_uniform_boundary_warning():

@@ -228,9 +228,12 @@ def _search(args: argparse.Namespace, space: dict, progress: _Progress):
   what = f"{args.model}, {args.optimizer}, {args.steps} steps, {metric}"
   minimize = args.metric == "loss"
   if not args.storage:
-    progress.stage(f"compiling and training {args.trials} trials together"
-                   f"{f' ({args.chunk_size} at a time)' if args.chunk_size else ''}")
-    result = random_search(objective, space, args.trials, key=key, minimize=minimize, chunk_size=args.chunk_size)
+    # Chunks of 16 by default: the bar moves after each one, and the last is padded, so still one compile.
+    chunk = args.chunk_size or min(args.trials, 16)
+    progress.stage(f"compiling and training {args.trials} trials, {chunk} per chunk")
+    progress(0, args.trials)
+    result = random_search(objective, space, args.trials, key=key, minimize=minimize, chunk_size=chunk,
+                           progress=progress)
     return result, None, f"random search on digits: {args.trials} trials, {what}"
   batch = args.chunk_size or 8
   with _quiet_optuna():

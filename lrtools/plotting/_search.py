@@ -31,6 +31,7 @@ def plot_search(result, axes=None):
   Example:
     >>> import jax, matplotlib
     >>> matplotlib.use("Agg")
+    >>> from lrtools.plotting import plot_search
     >>> from lrtools.search import log_uniform, random_search
     >>> res = random_search(lambda c, k: c["lr"] ** 2, {"lr": log_uniform(1e-3, 1.0)}, 8, key=jax.random.key(0))
     >>> fig = plot_search(res)

@@ -12,8 +12,11 @@ parameter, the best trial's value is placed in its range, on a log scale for ``l
 
 and a warning fires when :math:`f < 0.1` or :math:`f > 0.9` (the outer 10% at either end): the optimum may
 lie beyond the range. The warning names the parameter and suggests a wider range (one more decade for a
-log parameter, half the width more for a linear one, on the side of the best value). ``choice`` parameters
-are categorical and never warn.
+log parameter, half the width more for a linear one, on the side of the best value). It stays quiet when the
+part of the range between the best value and that end was seen to be worse: a trial there diverged
+(non-finite score), or at least 3 trials lie there and every one scored worse than the median (the loss
+already blows up past the best learning rate, so a wider range would not help; one or two worse trials may
+owe it to the other parameters). ``choice`` parameters are categorical and never warn.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import numpy as np
 from lrtools.search._space import Space
 
 EDGE_FRACTION = 0.1  # the outer part of a range where a best value triggers a boundary warning
+MIN_BEYOND = 3  # trials between the best value and the end, all worse than the median, that silence it
 
 
 def _fmt(x: Any) -> str:
@@ -60,17 +64,31 @@ def _wider(name: str, param, best: float, fraction: float) -> str | None:
           f"search a wider range, e.g. {param.kind}({_fmt(low)}, {_fmt(high)})")
 
 
-def boundary_warnings(space: Space, best_config: dict) -> list[str]:
-  """One warning per range parameter whose best value lies in the outer :data:`EDGE_FRACTION` of its range."""
+def _position(param, x) -> np.ndarray:
+  """Where ``x`` lies in the parameter's range, 0 at ``low`` and 1 at ``high`` (log scale for log_uniform)."""
+  x = np.asarray(x, np.float64)
+  if param.kind == "log_uniform":
+    return (np.log(x) - np.log(param.low)) / (np.log(param.high) - np.log(param.low))
+  return (x - param.low) / (param.high - param.low)
+
+
+def boundary_warnings(space: Space, best_config: dict, configs: dict | None = None, scores=None,
+                      minimize: bool = True) -> list[str]:
+  """One warning per range parameter whose best value lies in the outer :data:`EDGE_FRACTION` of its range,
+  unless the trials between it and that end (``configs``/``scores``) were seen to be worse (module docstring)."""
   out = []
   for name, param in space.items():
     if param.kind == "choice" or name not in best_config:
       continue
-    x = float(best_config[name])
-    if param.kind == "log_uniform":
-      f = (np.log(x) - np.log(param.low)) / (np.log(param.high) - np.log(param.low))
-    else:
-      f = (x - param.low) / (param.high - param.low)
+    f = float(_position(param, best_config[name]))
+    if configs is not None and name in configs and not EDGE_FRACTION <= f <= 1 - EDGE_FRACTION:
+      where = _position(param, configs[name])
+      beyond = where > f if f > 0.5 else where < f
+      finite = np.isfinite(scores)
+      median = np.median(scores[finite]) if finite.any() else np.nan
+      worse = ~finite | ((scores > median) if minimize else (scores < median))
+      if np.any(beyond & ~finite) or (beyond.sum() >= MIN_BEYOND and np.all(worse[beyond])):
+        continue
     message = _wider(name, param, best_config[name], f)
     if message:
       out.append(message)
@@ -112,7 +130,8 @@ class SearchResult:
       warnings.append(f"{bad} of {len(scores)} trials gave a non-finite score (NaN or inf), ranked worst")
     if bad < len(scores):  # a best that diverged says nothing about the range
       best = {k: v[order[0]].item() for k, v in configs.items()}
-      warnings += boundary_warnings(space if boundary_space is None else boundary_space, best)
+      warnings += boundary_warnings(space if boundary_space is None else boundary_space, best, configs, scores,
+                                    minimize)
     return cls(configs, scores, bool(minimize), dict(space), warnings, tuple(stages), study)
 
   @property
