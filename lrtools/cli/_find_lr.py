@@ -18,12 +18,12 @@ import argparse
 import json
 import os
 import sys
-import time
 from typing import Sequence
 
 import numpy as np
 
 from lrtools.cli import _plot_worker
+from lrtools.cli._progress import Progress
 from lrtools.cli._args import step_count
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "yogi")
@@ -60,35 +60,6 @@ def _enable_compilation_cache(path: str) -> bool:
   return True
 
 
-class _Progress:
-  """Stage timings on stderr, and a bar over the sweep's steps (tqdm if installed)."""
-
-  def __init__(self, quiet: bool):
-    self.quiet, self.bar, self.start = quiet, None, time.perf_counter()
-
-  def stage(self, text: str) -> None:
-    if not self.quiet:
-      print(f"[{time.perf_counter() - self.start:5.1f}s] {text}", file=sys.stderr, flush=True)
-
-  def __call__(self, done, total) -> None:  # called from the host after each chunk of steps
-    if self.quiet:
-      return
-    done, total = int(done), int(total)
-    if self.bar is None:
-      self.stage("compiled; sweeping")
-      try:
-        from tqdm import tqdm
-        self.bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False)
-      except ImportError:
-        self.bar = False
-    if self.bar:
-      self.bar.update(max(done - self.bar.n, 0))
-
-  def close(self) -> None:
-    if self.bar:
-      self.bar.close()
-
-
 def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
   if args.dataset == "fashion-mnist" and args.data_path is None:
     args.parser.error("--dataset fashion-mnist needs --data-path (local files: lrtools never downloads)")
@@ -100,7 +71,7 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
 
 
 def _find_lr(args: argparse.Namespace, worker) -> int:
-  progress = _Progress(args.quiet)
+  progress = Progress(args.quiet, "step", first="compiled; sweeping")
   fast = args.compile == "fast" or (args.compile == "auto" and args.model == "mlp")
   if fast and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     # Read when the backend starts (below). Measured cold on 2 cores: the MLP's one-shot run is about twice

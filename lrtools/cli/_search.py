@@ -37,6 +37,7 @@ from typing import Sequence
 
 from lrtools.cli._args import step_count
 from lrtools.cli._find_lr import OPTIMIZERS, _enable_compilation_cache, default_cache_dir
+from lrtools.cli._progress import Progress
 
 KINDS = ("log", "uniform", "int", "choice")
 DEFAULT_SPACE = {"learning_rate": "log:1e-5:1", "momentum": "uniform:0.5:0.99"}
@@ -117,35 +118,6 @@ def make_objective(args: argparse.Namespace, dataset):
   return objective
 
 
-class _Progress:
-  """Stage timings on stderr, and a bar over the trials (tqdm if installed), advanced after each batch."""
-
-  def __init__(self, quiet: bool):
-    self.quiet, self.bar, self.start = quiet, None, time.perf_counter()
-
-  def stage(self, text: str) -> None:
-    if not self.quiet:
-      print(f"[{time.perf_counter() - self.start:5.1f}s] {text}", file=sys.stderr, flush=True)
-
-  def __call__(self, done: int, total: int) -> None:
-    if self.quiet:
-      return
-    if self.bar is None:
-      try:
-        from tqdm import tqdm
-        self.bar = tqdm(total=total, unit="trial", file=sys.stderr, leave=False)
-      except ImportError:
-        self.bar = False
-    if self.bar:
-      self.bar.update(max(done - self.bar.n, 0))
-    else:
-      self.stage(f"{done}/{total} trials")
-
-  def close(self) -> None:
-    if self.bar:
-      self.bar.close()
-
-
 def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
   if args.report and not args.storage:
     args.parser.error("--report reads a shared study: it needs --storage URL and --study NAME")
@@ -156,7 +128,7 @@ def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
   space = None if args.report else build_space(args)
   if args.cache and (args.cache_dir or getattr(args, "as_program", False)):
     _enable_compilation_cache(args.cache_dir or default_cache_dir())
-  progress = _Progress(args.quiet)
+  progress = Progress(args.quiet, "trial")
   try:
     result, numbers, header = _report(args) if args.report else _search(args, space, progress)
   except (ValueError, FileNotFoundError, ImportError) as e:
@@ -214,7 +186,7 @@ def _quiet_optuna():
     logging.set_verbosity(before)
 
 
-def _search(args: argparse.Namespace, space: dict, progress: _Progress):
+def _search(args: argparse.Namespace, space: dict, progress: Progress):
   import jax
 
   from lrtools import data

@@ -21,48 +21,17 @@ import argparse
 import inspect
 import os
 import sys
-import time
 from typing import Sequence
 
 from lrtools.cli._args import INT32_MAX, step_count
 from lrtools.cli._find_lr import OPTIMIZERS, _optimizer_factory
+from lrtools.cli._progress import Progress
 from lrtools.cli._schedule import SCHEDULES, check_required, parse_params
 
 LR_SCHEDULES = {k: v for k, v in SCHEDULES.items() if not k.endswith("_momentum")}
 DEFAULT_LR = {"sgd": 0.1, "momentum": 0.05, "nesterov": 0.05, "adagrad": 0.05, "rmsprop": 1e-3, "adam": 1e-3,
               "yogi": 1e-2}
 _KEEP = ("update_ratio", "grad_norm", "update_norm", "learning_rate")  # per-step monitor series recorded
-
-
-class _Progress:
-  """Stage timings on stderr and a bar over the epochs (tqdm if installed), as ``find-lr`` shows them."""
-
-  def __init__(self, quiet: bool, total: int):
-    self.quiet, self.total, self.bar, self.start = quiet, total, None, time.perf_counter()
-
-  def stage(self, text: str) -> None:
-    if not self.quiet:
-      print(f"[{time.perf_counter() - self.start:5.1f}s] {text}", file=sys.stderr, flush=True)
-
-  def epoch(self, metrics: dict) -> None:
-    if self.quiet:
-      return
-    if self.bar is None:
-      try:
-        from tqdm import tqdm
-        self.bar = tqdm(total=self.total, unit="epoch", file=sys.stderr, leave=False)
-      except ImportError:
-        self.bar = False
-    text = f"loss {metrics['train_loss']:.3f}  acc {metrics['train_accuracy']:.3f}/{metrics['valid_accuracy']:.3f}"
-    if self.bar:
-      self.bar.set_postfix_str(text)
-      self.bar.update(1)
-    else:
-      self.stage(text)
-
-  def close(self) -> None:
-    if self.bar:
-      self.bar.close()
 
 
 def _schedule(args: argparse.Namespace, extra: Sequence[str], total_steps: int):
@@ -100,10 +69,10 @@ def _first_layer_image(params, image_shape):
 def run(args: argparse.Namespace, extra: Sequence[str]) -> int:
   if args.dashboard and not os.path.isdir(os.path.dirname(os.path.abspath(args.dashboard))):
     args.parser.error(f"--dashboard: the directory of {args.dashboard!r} does not exist")
-  return _train(args, extra, _Progress(args.quiet, args.epochs))
+  return _train(args, extra, Progress(args.quiet, "epoch"))
 
 
-def _train(args: argparse.Namespace, extra: Sequence[str], progress: _Progress) -> int:
+def _train(args: argparse.Namespace, extra: Sequence[str], progress: Progress) -> int:
   fresh = getattr(args, "as_program", False)  # run as a program: JAX's backend has not started yet
   if fresh and args.model == "mlp" and "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
     # As in find-lr: the MLP's programs are tiny, compiling dominates; XLA's level 0 compiles them faster
@@ -179,7 +148,9 @@ def _train(args: argparse.Namespace, extra: Sequence[str], progress: _Progress) 
     metrics, hists = evaluate(params)
     history.record_epoch(epoch + 1, metrics, hists,
                          {"first_layer_weights": _first_layer_image(params, dataset.image_shape)})
-    progress.epoch({k: float(history.epochs[k][-1]) for k in ("train_loss", "train_accuracy", "valid_accuracy")})
+    last = {k: float(history.epochs[k][-1]) for k in ("train_loss", "train_accuracy", "valid_accuracy")}
+    progress(epoch + 1, args.epochs, f"loss {last['train_loss']:.3f}  acc {last['train_accuracy']:.3f}/"
+             f"{last['valid_accuracy']:.3f}")
   progress.close()
   if writer is not None:
     writer.close()
