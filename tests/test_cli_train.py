@@ -1,7 +1,5 @@
 """The `lrtools train` command end to end (dashboard, TensorBoard events, advice) and its usage errors."""
 
-import contextlib
-import io
 import os
 
 import matplotlib
@@ -9,18 +7,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from lrtools import cli  # noqa: E402
-
-
-def run_cli(argv):
-  """``(exit code, stdout, stderr)`` of ``lrtools ARGV`` run in this process (SystemExit included)."""
-  out, err = io.StringIO(), io.StringIO()
-  with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-    try:
-      code = cli.main(argv)
-    except SystemExit as e:
-      code = e.code
-  return code, out.getvalue(), err.getvalue()
+from tests.test_cli_schedule import run_cli  # noqa: E402
 
 
 def test_trains_draws_the_dashboard_writes_events_and_advises(tmp_path):
