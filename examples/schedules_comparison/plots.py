@@ -67,7 +67,7 @@ def curves_figure(out: dict):
   fig.legend(*ax_lr.get_legend_handles_labels(), loc="outside lower center",
              ncol=max(1, (len(names) + 1) // 2), fontsize=9)
   cfg = out["config"]
+  free = f" · schedule_free: AdamW at {cfg['schedule_free_lr']:g}" if "schedule_free" in names else ""
   fig.suptitle(f"{cfg['dataset']} · {cfg['model']} · {cfg['optimizer']} (peak {cfg['peak_lr']:g}) · "
-               f"{cfg['num_epochs']} epochs · batch {cfg['batch_size']} · {cfg['num_seeds']} seeds · "
-               f"schedule_free: AdamW at {cfg['schedule_free_lr']:g}")
+               f"{cfg['num_epochs']} epochs · batch {cfg['batch_size']} · {cfg['num_seeds']} seeds{free}")
   return fig
