@@ -36,10 +36,13 @@ class StepRecord(NamedTuple):
       ``jax.value_and_grad`` returned), as is: NaN or inf stay visible.
     learning_rate: the learning rate the step's update used.
     aux: ``loss_fn``'s auxiliary output with ``has_aux=True``, else ``None``.
+    state: what :func:`train_loop`'s ``record(opt_state)`` returned after the step (e.g.
+      ``lrtools.read_monitor``'s update:weight ratios), else ``None``.
   """
   loss: jax.Array
   learning_rate: jax.Array
   aux: Any = None
+  state: Any = None
 
 
 class LoopResult(NamedTuple):
@@ -117,7 +120,7 @@ def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, param
 def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
                batches: Batches, key: jax.Array | None = None, *, num_steps: int | None = None,
                has_aux: bool = False, learning_rate: ScalarOrSchedule | None = None,
-               unroll: int = 1) -> LoopResult:
+               record: Callable[[Any], Any] | None = None, unroll: int = 1) -> LoopResult:
   r"""``num_steps`` training steps as one ``lax.scan``, recording the loss and learning rate of each.
 
   Step :math:`t = 0 … n-1` runs :func:`train_step` on batch :math:`b_t` = ``batches[t mod size]`` of stacked
@@ -143,6 +146,8 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
     has_aux: ``loss_fn`` returns ``(loss, aux)``; the aux of every step is stacked into the records.
     learning_rate: the rate to record: a value, or a schedule evaluated at ``t``; ``None`` reads the rate
       each update used back from the optimizer state (lrtools optimizers, ``optax.inject_hyperparams``).
+    record: ``record(opt_state) -> pytree`` of arrays, evaluated after every step inside the loop and stacked
+      into ``records.state`` (e.g. ``lambda s: lrt.read_monitor(s)`` for per-step update:weight ratios).
     unroll: ``lax.scan``'s unroll factor.
 
   Returns:
@@ -171,6 +176,8 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
     raise ValueError("`train_loop(optimizer=...)` must be an optax.GradientTransformation (call a factory "
                      f"such as `lrt.sgd(0.1)` first), got optimizer={optimizer!r}")
   check_integer("train_loop", "unroll", unroll, 1)
+  if record is not None:
+    check_callable("train_loop", "record", record)
   if callable(batches):
     if num_steps is None:
       raise ValueError("`train_loop(num_steps=...)` is needed with a batch function, got num_steps=None")
@@ -182,10 +189,14 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
   check_integer("train_loop", "num_steps", num_steps, 1)
   check_flag("train_loop", "has_aux", has_aux)
 
+  record_fn = record
+
   def body(carry, step):
     params, opt_state = carry
     params, opt_state, record = train_step(loss_fn, optimizer, params, opt_state, batch_at(batches, key, step),
                                            step, has_aux=has_aux, learning_rate=learning_rate)
+    if record_fn is not None:
+      record = record._replace(state=record_fn(opt_state))
     return (params, opt_state), record
 
   (params, opt_state), records = jax.lax.scan(body, (params, opt_state), jnp.arange(int(num_steps), dtype=jnp.int32),

@@ -17,7 +17,8 @@ def test_trains_draws_the_dashboard_writes_events_and_advises(tmp_path):
                             "--tensorboard", str(events), "--quiet"])
   assert code == 0, err
   assert err == ""  # --quiet
-  assert "trained mlp on digits: momentum, one_cycle schedule, 2 epochs (12 steps)" in out  # ceil(1437 / 256) = 6 steps an epoch
+  # ceil(1437 / 256) = 6 steps an epoch
+  assert "trained mlp on digits: momentum, one_cycle schedule, 2 epochs (12 steps)" in out
   accuracy = float(out.split("accuracy  train ")[1].split()[0])
   assert 0.5 < accuracy <= 1.0  # two epochs of a one-cycle schedule learn digits
   assert "advice:\n  - " in out

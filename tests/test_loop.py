@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import lrtools as lrt
+from lrtools._hyperparams import find_states
 from lrtools._loop import first_non_finite, train_loop, train_step
 
 RNG = np.random.default_rng(1)
@@ -224,3 +225,21 @@ def test_reduce_on_plateau_in_the_chain_gets_the_loss_as_value():
   chex.assert_trees_all_close(out.params, params, rtol=1e-5, atol=1e-6)
   chex.assert_trees_all_close(out.opt_state, state, rtol=1e-5, atol=1e-6)
   assert float(lrt.transforms.plateau_scale(state)) < 1.0  # the stacked batches' loss does plateau
+
+
+def velocity(opt_state):
+  (_, found), = find_states(opt_state, lrt.MomentumState)
+  return found.velocity
+
+
+def test_record_stacks_what_it_reads_from_the_state_after_every_step():
+  opt = lrt.momentum(lrt.cosine_decay_schedule(0.05, STEPS), 0.9)
+  out = jax.jit(lambda p: train_loop(mse, opt, p, opt.init(p), data(), num_steps=STEPS,
+                                     record=lambda s: {"lr": lrt.current_hyperparams(s)["learning_rate"],
+                                                       "velocity": velocity(s)}))(params0())
+  chex.assert_trees_all_close(out.records.state["lr"], out.records.learning_rate, rtol=0, atol=0)
+  _, state, _, _ = python_loop(mse, opt, params0(), cycled())
+  chex.assert_trees_all_close(jax.tree_util.tree_map(lambda v: v[-1], out.records.state["velocity"]),
+                              velocity(state), **tol())
+  with pytest.raises(ValueError, match="record"):
+    train_loop(mse, opt, params0(), opt.init(params0()), data(), record="velocity")

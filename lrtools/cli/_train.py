@@ -7,10 +7,9 @@ epoch records the train/validation loss and accuracy, activation statistics and 
 layers (on the validation set), gradient histograms and the first layer's weights into a
 ``TrainingHistory``; at the end it draws the dashboard and prints ``advise``'s advice.
 
-One epoch is one compiled program (a ``lax.scan`` of ``lrtools.train_step``), traced once and reused every
-epoch: its batches and first step are arguments. The scan body reads the monitors after each step
-(``read_monitor``), which ``train_loop``'s records (loss, learning rate) cannot hold, so the step records
-stay on the device until the epoch ends. The schedule's parameters follow ``--schedule NAME`` as in
+One epoch is one compiled program (``lrtools.train_loop``), traced once and reused every epoch: its batches
+are arguments. The loop records the monitors after each step (``record=read_monitor``'s ratios and norms),
+and the step records stay on the device until the epoch ends. The schedule's parameters follow ``--schedule NAME`` as in
 ``lrtools schedule``; a ``total_steps`` it takes (one_cycle, wsd), or a required ``decay_steps`` (cosine,
 polynomial), defaults to the run's ``epochs × steps per epoch``.
 """
@@ -86,7 +85,7 @@ def _train(args: argparse.Namespace, extra: Sequence[str], progress: Progress) -
 
   from lrtools import data, diagnostics, models
   from lrtools._hyperparams import path_name
-  from lrtools._loop import train_step
+  from lrtools._loop import train_loop
 
   progress.stage("loading digits")
   dataset = data.load_digits(seed=args.seed, flat=args.model == "mlp")
@@ -108,17 +107,14 @@ def _train(args: argparse.Namespace, extra: Sequence[str], progress: Progress) -
   train_set = {"x": jnp.asarray(dataset.x_train), "y": jnp.asarray(dataset.y_train)}
   valid_set = {"x": jnp.asarray(dataset.x_valid), "y": jnp.asarray(dataset.y_valid)}
 
+  def monitors(opt_state):  # per step: the update:weight ratio per leaf, and the global norms
+    return {k: v for k, v in diagnostics.read_monitor(opt_state).items() if k.split("/")[0] in _KEEP
+            and (k.split("/")[0] == "update_ratio" or "/" not in k)}
+
   @jax.jit
-  def run_epoch(params, opt_state, epoch_batches, first_step):
-    def body(carry, i):
-      params, opt_state = carry
-      batch = jax.tree_util.tree_map(lambda x: x[i], epoch_batches)
-      params, opt_state, record = train_step(loss_fn, optimizer, params, opt_state, batch, first_step + i)
-      monitors = {k: v for k, v in diagnostics.read_monitor(opt_state).items() if k.split("/")[0] in _KEEP
-                  and (k.split("/")[0] == "update_ratio" or "/" not in k)}
-      return (params, opt_state), {**monitors, "loss": record.loss, "learning_rate": record.learning_rate}
-    (params, opt_state), records = jax.lax.scan(body, (params, opt_state), jnp.arange(steps_per_epoch))
-    return params, opt_state, records
+  def run_epoch(params, opt_state, epoch_batches):
+    out = train_loop(loss_fn, optimizer, params, opt_state, epoch_batches, record=monitors)
+    return out.params, out.opt_state, {**out.records.state, "loss": out.records.loss}
 
   @jax.jit
   def evaluate(params):
@@ -143,7 +139,7 @@ def _train(args: argparse.Namespace, extra: Sequence[str], progress: Progress) -
   for epoch in range(args.epochs):
     window = slice(epoch * steps_per_epoch, (epoch + 1) * steps_per_epoch)
     epoch_batches = {k: v[window] for k, v in batches.items()}
-    params, opt_state, records = run_epoch(params, opt_state, epoch_batches, jnp.int32(epoch * steps_per_epoch))
+    params, opt_state, records = run_epoch(params, opt_state, epoch_batches)
     history.record_steps(epoch * steps_per_epoch, records)
     metrics, hists = evaluate(params)
     history.record_epoch(epoch + 1, metrics, hists,
