@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from lrtools._hyperparams import current_hyperparams, resolve
-from lrtools._typing import ScalarOrSchedule, check_callable, check_flag, check_integer
+from lrtools._typing import INT32_MAX, ScalarOrSchedule, check_callable, check_flag, check_integer
 
 Batches = Any  # a pytree of arrays with a leading step axis | (key, step) -> batch
 
@@ -120,10 +120,11 @@ def train_step(loss_fn: Callable, optimizer: optax.GradientTransformation, param
 def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, params: Any, opt_state: Any,
                batches: Batches, key: jax.Array | None = None, *, num_steps: int | None = None,
                has_aux: bool = False, learning_rate: ScalarOrSchedule | None = None,
-               record: Callable[[Any], Any] | None = None, unroll: int = 1) -> LoopResult:
+               record: Callable[[Any], Any] | None = None, first_step: Any = 0, unroll: int = 1) -> LoopResult:
   r"""``num_steps`` training steps as one ``lax.scan``, recording the loss and learning rate of each.
 
-  Step :math:`t = 0 … n-1` runs :func:`train_step` on batch :math:`b_t` = ``batches[t mod size]`` of stacked
+  Step :math:`t = s_0 … s_0 + n-1` (``first_step`` :math:`s_0`, default 0) runs :func:`train_step` on batch
+  :math:`b_t` = ``batches[t mod size]`` of stacked
   arrays, or ``batches(fold_in(key, t), t)`` of a function:
 
   .. math:: \theta_{t+1} = \theta_t + u_t(\nabla \ell(\theta_t, b_t)),\qquad
@@ -140,7 +141,7 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
     params: the starting parameters (any pytree of arrays).
     opt_state: the starting optimizer state, e.g. ``optimizer.init(params)``.
     batches: a pytree of arrays with a leading step axis (cycled when shorter than ``num_steps``), or a
-      function ``(key, step) -> batch`` (traced once; ``step`` counts from 0 in every call).
+      function ``(key, step) -> batch`` (traced once; ``step`` counts from ``first_step``).
     key: the PRNG key of a batch function (unused for arrays).
     num_steps: steps to run; default the leading size of array batches (required for a function).
     has_aux: ``loss_fn`` returns ``(loss, aux)``; the aux of every step is stacked into the records.
@@ -148,6 +149,9 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
       each update used back from the optimizer state (lrtools optimizers, ``optax.inject_hyperparams``).
     record: ``record(opt_state) -> pytree`` of arrays, evaluated after every step inside the loop and stacked
       into ``records.state`` (e.g. ``lambda s: lrt.read_monitor(s)`` for per-step update:weight ratios).
+    first_step: the global step of the first step (an int32 integer, or traced): a loop called once per epoch
+      passes ``epoch * steps_per_epoch``, so that a ``learning_rate`` schedule, a batch function and stacked
+      batches (entry ``t mod size``) see the run's step, not a count restarted at 0.
     unroll: ``lax.scan``'s unroll factor.
 
   Returns:
@@ -188,6 +192,7 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
     num_steps = size if num_steps is None else num_steps
   check_integer("train_loop", "num_steps", num_steps, 1)
   check_flag("train_loop", "has_aux", has_aux)
+  check_integer("train_loop", "first_step", first_step, 0, INT32_MAX - int(num_steps) + 1)  # no int32 overflow
 
   record_fn = record
 
@@ -199,7 +204,8 @@ def train_loop(loss_fn: Callable, optimizer: optax.GradientTransformation, param
       record = record._replace(state=record_fn(opt_state))
     return (params, opt_state), record
 
-  (params, opt_state), records = jax.lax.scan(body, (params, opt_state), jnp.arange(int(num_steps), dtype=jnp.int32),
+  steps = jnp.asarray(first_step, jnp.int32) + jnp.arange(int(num_steps), dtype=jnp.int32)
+  (params, opt_state), records = jax.lax.scan(body, (params, opt_state), steps,
                                               unroll=int(unroll))
   return LoopResult(params, opt_state, records)
 

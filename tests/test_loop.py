@@ -243,3 +243,25 @@ def test_record_stacks_what_it_reads_from_the_state_after_every_step():
                               velocity(state), **tol())
   with pytest.raises(ValueError, match="record"):
     train_loop(mse, opt, params0(), opt.init(params0()), data(), record="velocity")
+
+
+def test_epochs_with_first_step_equal_one_long_loop():
+  # Three calls of 5 steps from first_step 0, 5, 10 (traced: one compile) are the 15-step run: the same
+  # batches (entry t mod size), the same recorded schedule values, the same parameters.
+  schedule = lrt.cosine_decay_schedule(0.05, STEPS)
+  opt = optax.chain(optax.scale_by_schedule(lambda t: 1.0), lrt.momentum(schedule, 0.9))
+  whole = train_loop(mse, opt, params0(), opt.init(params0()), data(), num_steps=STEPS, learning_rate=schedule)
+
+  @jax.jit
+  @chex.assert_max_traces(n=1)
+  def epoch(params, state, first):
+    return train_loop(mse, opt, params, state, data(), num_steps=5, learning_rate=schedule, first_step=first)
+
+  params, state, lrs = params0(), opt.init(params0()), []
+  for first in (0, 5, 10):
+    params, state, records = epoch(params, state, jnp.int32(first))
+    lrs.append(records.learning_rate)
+  chex.assert_trees_all_close(jnp.concatenate(lrs), whole.records.learning_rate, rtol=0, atol=0)
+  chex.assert_trees_all_close(params, whole.params, **tol())
+  with pytest.raises(ValueError, match="first_step"):
+    train_loop(mse, opt, params0(), opt.init(params0()), data(), num_steps=5, first_step=2**31 - 3)
